@@ -1,0 +1,3 @@
+"""accs-lsp: a Python language server with constrained local-model completions."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from accs_lsp.cli import main
+
+raise SystemExit(main())

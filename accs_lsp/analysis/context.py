@@ -1,0 +1,202 @@
+"""Cursor context from the tree-sitter tree and the text around the cursor."""
+
+from __future__ import annotations
+
+import io
+import re
+import tokenize
+from dataclasses import dataclass
+
+import tree_sitter
+
+from accs_lsp.documents import Document
+
+SIMPLE_STATEMENTS = frozenset(
+    {
+        "expression_statement",
+        "return_statement",
+        "assert_statement",
+        "raise_statement",
+        "delete_statement",
+        "pass_statement",
+        "break_statement",
+        "continue_statement",
+        "import_statement",
+        "import_from_statement",
+        "future_import_statement",
+        "global_statement",
+        "nonlocal_statement",
+        "print_statement",
+        "exec_statement",
+        "type_alias_statement",
+    }
+)
+COMPOUND_STATEMENTS = frozenset(
+    {
+        "if_statement",
+        "for_statement",
+        "while_statement",
+        "try_statement",
+        "with_statement",
+        "function_definition",
+        "class_definition",
+        "decorated_definition",
+        "match_statement",
+    }
+)
+# Clauses whose header the cursor can be in, like `elif cond|:`.
+CLAUSES = frozenset({"elif_clause", "else_clause", "except_clause", "finally_clause", "case_clause"})
+
+AFTER_DOT = re.compile(r"(?<![\w.])(?!\d)[\w\)\]\}\"']*[\w\)\]\}\"']\s*\.\s*([A-Za-z_]\w*)?$")
+OPENING = {"(": ")", "[": "]", "{": "}"}
+
+
+@dataclass(frozen=True)
+class CursorContext:
+    offset: int
+    line: int
+    line_prefix: str
+    line_suffix: str
+    indentation: str
+    statement_start: int
+    statement_prefix: str
+    statement_kind: str | None
+    open_brackets: str
+    after_dot: bool
+    in_argument_list: bool
+    after_return: bool
+    at_statement_start: bool
+    in_string_or_comment: bool
+
+    @property
+    def on_blank_line(self) -> bool:
+        return not self.line_prefix.strip() and not self.line_suffix.strip()
+
+    @property
+    def suggested_mode(self) -> str:
+        """Block mode on a blank line outside brackets, one line otherwise."""
+        return "block" if self.on_blank_line and not self.open_brackets else "line"
+
+
+def cursor_context(document: Document, offset: int) -> CursorContext:
+    text = document.text
+    line = document.lines.line_of(offset)
+    line_start = document.lines.line_starts[line]
+    line_prefix = text[line_start:offset]
+    line_end = text.find("\n", offset)
+    line_suffix = text[offset : len(text) if line_end == -1 else line_end]
+
+    statement = enclosing_statement(document, offset)
+    statement_start = statement.start if statement else line_start + indentation_width(line_prefix)
+    statement_start = min(statement_start, offset)
+    statement_prefix = text[statement_start:offset]
+    open_brackets = unclosed_brackets(statement_prefix)
+    kind = statement.kind if statement else None
+
+    return CursorContext(
+        offset=offset,
+        line=line,
+        line_prefix=line_prefix,
+        line_suffix=line_suffix,
+        indentation=line_prefix[: indentation_width(line_prefix)],
+        statement_start=statement_start,
+        statement_prefix=statement_prefix,
+        statement_kind=kind,
+        open_brackets=open_brackets,
+        after_dot=bool(AFTER_DOT.search(line_prefix)),
+        in_argument_list=in_call_arguments(document, offset, statement_prefix, open_brackets),
+        after_return=kind == "return_statement" or bool(re.match(r"return\b", statement_prefix)),
+        at_statement_start=not open_brackets and not statement_prefix.strip(" \t;"),
+        in_string_or_comment=in_string_or_comment(document, offset),
+    )
+
+
+@dataclass(frozen=True)
+class Statement:
+    start: int
+    kind: str
+
+
+def indentation_width(line_prefix: str) -> int:
+    return len(line_prefix) - len(line_prefix.lstrip(" \t"))
+
+
+def node_before(document: Document, offset: int) -> tree_sitter.Node:
+    """The smallest node that ends at or covers the character just before the cursor."""
+    byte = document.byte_offset(offset)
+    start = max(byte - 1, 0)
+    return document.tree.root_node.descendant_for_byte_range(start, byte)
+
+
+def enclosing_statement(document: Document, offset: int) -> Statement | None:
+    """The statement (or clause header) the cursor is in, as the tree sees it.
+
+    A compound statement counts only while the cursor is in its header, before
+    its body. ERROR nodes (code being typed) end the walk: the caller then falls
+    back to the current line.
+    """
+    byte = document.byte_offset(offset)
+    node: tree_sitter.Node | None = node_before(document, offset)
+    while node is not None:
+        if node.type == "ERROR":
+            return None
+        if node.start_byte < byte or (node.start_byte == byte and node.end_byte > byte):
+            if node.type in SIMPLE_STATEMENTS:
+                return Statement(char_offset(document, node.start_byte), node.type)
+            if node.type in COMPOUND_STATEMENTS | CLAUSES and in_header(node, byte):
+                return Statement(char_offset(document, node.start_byte), node.type)
+        node = node.parent
+    return None
+
+
+def in_header(node: tree_sitter.Node, byte: int) -> bool:
+    body = node.child_by_field_name("body") or node.child_by_field_name("consequence")
+    return body is None or byte <= body.start_byte
+
+
+def char_offset(document: Document, byte: int) -> int:
+    if document.lines.is_ascii:
+        return byte
+    return len(document.text.encode("utf-8")[:byte].decode("utf-8", errors="ignore"))
+
+
+def unclosed_brackets(source: str) -> str:
+    """The brackets still open at the end of `source`, outermost first (strings skipped)."""
+    stack: list[str] = []
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    try:
+        for token in tokens:
+            if token.type != tokenize.OP:
+                continue
+            if token.string in OPENING:
+                stack.append(token.string)
+            elif stack and token.string == OPENING[stack[-1]]:
+                stack.pop()
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass
+    return "".join(stack)
+
+
+def in_call_arguments(document: Document, offset: int, statement_prefix: str, open_brackets: str) -> bool:
+    node: tree_sitter.Node | None = node_before(document, offset)
+    byte = document.byte_offset(offset)
+    while node is not None:
+        if node.type == "argument_list" and node.start_byte < byte and (
+            byte < node.end_byte or node.children[-1].type != ")" or node.children[-1].is_missing
+        ):
+            return True
+        node = node.parent
+    # While a call is being typed the tree often has an ERROR instead of an argument list.
+    return open_brackets.endswith("(") and bool(re.search(r"[\w\)\]]\s*\([^()]*$", statement_prefix))
+
+
+def in_string_or_comment(document: Document, offset: int) -> bool:
+    byte = document.byte_offset(offset)
+    node: tree_sitter.Node | None = document.tree.root_node.descendant_for_byte_range(byte, byte)
+    while node is not None:
+        if node.type == "comment" and node.start_byte < byte:
+            return True
+        if node.type in ("string_content", "string") and node.start_byte < byte < node.end_byte:
+            return True
+        node = node.parent
+    return False

@@ -1,0 +1,156 @@
+"""Command line: `accs-lsp serve | complete | doctor`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from accs_lsp import __version__
+from accs_lsp.settings import CONSTRAINT_LEVELS, MODES
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad input from the command line: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="accs-lsp", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"accs-lsp {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the language server (stdio by default)")
+    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    serve.add_argument("--model", metavar="PATH", help="GGUF model file (default: $ACCS_MODEL, then SmolLM2)")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    complete = commands.add_parser("complete", help="print a completion at FILE:LINE:COL (1-based)")
+    complete.add_argument("location", metavar="FILE:LINE:COL")
+    complete.add_argument("--constraints", choices=CONSTRAINT_LEVELS, default="none")
+    complete.add_argument("--max-tokens", type=positive_int, default=64)
+    complete.add_argument("--mode", choices=MODES, default="auto")
+    complete.add_argument("--timeout-ms", type=positive_int, default=None, help="stop generating after this long")
+    complete.add_argument("--model", metavar="PATH")
+    complete.add_argument("--json", action="store_true", help="print one JSON object with timings")
+
+    doctor = commands.add_parser("doctor", help="print versions and check that the model loads")
+    doctor.add_argument("--model", metavar="PATH")
+    return parser
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    handlers = {"serve": run_serve, "complete": run_complete, "doctor": run_doctor}
+    try:
+        return handlers[arguments.command](arguments)
+    except UsageError as error:
+        print(f"accs-lsp: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def run_serve(arguments: argparse.Namespace) -> int:
+    from accs_lsp.server import create_server
+
+    logging.basicConfig(level=arguments.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    server = create_server(model_path=arguments.model)
+    if arguments.tcp:
+        host, _, port = arguments.tcp.rpartition(":")
+        if not host or not port.isdigit():
+            raise UsageError(f"--tcp expects HOST:PORT, got {arguments.tcp!r}")
+        server.start_tcp(host, int(port))
+    else:
+        server.start_io()
+    return 0
+
+
+def parse_location(location: str) -> tuple[Path, int, int]:
+    path, separator, rest = location.rpartition(":")
+    path, separator2, line = path.rpartition(":")
+    if not separator or not separator2 or not path:
+        raise UsageError(f"expected FILE:LINE:COL, got {location!r}")
+    try:
+        return Path(path), int(line), int(rest)
+    except ValueError:
+        raise UsageError(f"LINE and COL must be integers in {location!r}") from None
+
+
+def read_source(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {path}: {error}") from None
+
+
+def cursor_offset(text: str, line: int, column: int) -> int:
+    """The str offset of a 1-based LINE and 1-based COL counted in characters."""
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines):
+        raise UsageError(f"line {line} is outside the file (1..{len(lines)})")
+    if not 1 <= column <= len(lines[line - 1]) + 1:
+        raise UsageError(f"column {column} is outside line {line} (1..{len(lines[line - 1]) + 1})")
+    return sum(len(previous) + 1 for previous in lines[: line - 1]) + column - 1
+
+
+def load_model(path: str | None):
+    from accs_lsp.models import LlamaModel, ModelLoadError, resolve_model_path
+
+    try:
+        return LlamaModel.load(resolve_model_path(path))
+    except ModelLoadError as error:
+        raise UsageError(str(error)) from None
+
+
+def run_complete(arguments: argparse.Namespace) -> int:
+    from accs_lsp.completion import CompletionEngine, CompletionOptions
+    from accs_lsp.documents import Document
+
+    path, line, column = parse_location(arguments.location)
+    text = read_source(path)
+    offset = cursor_offset(text, line, column)
+    options = CompletionOptions(
+        constraints=arguments.constraints,
+        max_tokens=arguments.max_tokens,
+        mode=arguments.mode,
+        timeout_ms=arguments.timeout_ms,
+    )
+    try:
+        options.check()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    engine = CompletionEngine(load_model(arguments.model))
+    completion = engine.complete(Document(path.resolve().as_uri(), text), offset, options)
+    if arguments.json:
+        print(json.dumps(completion.to_json()))
+    else:
+        print(completion.text)
+    return 0
+
+
+def run_doctor(arguments: argparse.Namespace) -> int:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for package in ("accs-lsp", "pygls", "lsprotocol", "llama-cpp-python", "llguidance", "jedi", "tree-sitter"):
+        try:
+            print(f"{package:18} {version(package)}")
+        except PackageNotFoundError:
+            print(f"{package:18} MISSING")
+    model = load_model(arguments.model)
+    print(f"{'model':18} {model.path}")
+    print(f"{'vocabulary':18} {model.n_vocab} tokens")
+    print(f"{'fill-in-middle':18} {'yes' if model.fim else 'no (prefix-only prompts)'}")
+    print(f"{'load time':18} {model.load_seconds * 1000:.0f} ms")
+    return 0

@@ -1,0 +1,113 @@
+"""The completion pipeline: context → prompt → constrained decoding → post-processing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+from accs_lsp.analysis import CursorContext, cursor_context
+from accs_lsp.decoding import Generator, PromptBuilder, stop_rule_for
+from accs_lsp.decoding.generator import Sampler
+from accs_lsp.documents import Document
+from accs_lsp.models import LlamaModel
+from accs_lsp.settings import CONSTRAINT_LEVELS, MODES
+
+# Constraint levels whose layers exist; the others are refused with a clear message.
+AVAILABLE_CONSTRAINT_LEVELS = ("none",)
+
+
+class ConstraintLevelUnavailable(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class CompletionOptions:
+    constraints: str = "none"
+    max_tokens: int = 64
+    mode: str = "auto"
+    timeout_ms: int | None = 3000
+    temperature: float = 0.0
+
+    def check(self) -> None:
+        if self.constraints not in CONSTRAINT_LEVELS:
+            raise ValueError(f"unknown constraint level {self.constraints!r}")
+        if self.constraints not in AVAILABLE_CONSTRAINT_LEVELS:
+            raise ConstraintLevelUnavailable(
+                f"constraint level {self.constraints!r} is not available yet "
+                f"(available: {', '.join(AVAILABLE_CONSTRAINT_LEVELS)})"
+            )
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r} (expected one of {', '.join(MODES)})")
+        if self.max_tokens <= 0:
+            raise ValueError("max_tokens must be positive")
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    mode: str
+    constraints: str
+    model: str
+    tokens: int
+    latency_ms: float
+    stop_reason: str
+    prompt_tokens: int
+    reused_prompt_tokens: int
+    tokens_per_second: float
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class CompletionEngine:
+    """Turns (document, cursor) into a completion. Not thread-safe: call from one thread."""
+
+    def __init__(self, model: LlamaModel, context_tokens: int = 1024) -> None:
+        self.model = model
+        self.prompts = PromptBuilder(model, context_tokens)
+
+    def complete(
+        self,
+        document: Document,
+        offset: int,
+        options: CompletionOptions,
+        stop_event: threading.Event | None = None,
+    ) -> Completion:
+        options.check()
+        started = time.perf_counter()
+        context = cursor_context(document, offset)
+        mode = context.suggested_mode if options.mode == "auto" else options.mode
+        prompt = self.prompts.build(document.text[:offset], document.text[offset:])
+        deadline = time.monotonic() + options.timeout_ms / 1000 if options.timeout_ms else None
+        result = Generator(self.model, Sampler(options.temperature)).run(
+            prompt,
+            max_tokens=options.max_tokens,
+            stop_rule=stop_rule_for(mode, context.indentation),
+            stop_event=stop_event,
+            deadline=deadline,
+        )
+        return Completion(
+            text=tidy(result.text, context, mode, document.text[offset:]),
+            mode=mode,
+            constraints=options.constraints,
+            model=self.model.name,
+            tokens=result.tokens,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            stop_reason=result.stop_reason.value,
+            prompt_tokens=result.prompt_tokens,
+            reused_prompt_tokens=result.reused_tokens,
+            tokens_per_second=round(result.tokens_per_second, 1),
+        )
+
+
+def tidy(text: str, context: CursorContext, mode: str, suffix: str) -> str:
+    """Trim what editors would show wrong: trailing blanks, a repeated rest of line, a copy of the next lines."""
+    text = text.rstrip()
+    rest_of_line = context.line_suffix.strip()
+    if mode == "line" and rest_of_line and text.endswith(rest_of_line):
+        text = text[: -len(rest_of_line)].rstrip()
+    following = suffix.lstrip()
+    if mode == "block" and text.strip() and following.startswith(text.strip()):
+        return ""
+    return text

@@ -1,0 +1,108 @@
+"""Conversions between LSP positions (UTF-16 code units), str offsets and UTF-8 bytes."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+
+
+class PositionError(ValueError):
+    """A position that does not exist in the document."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """A tree-sitter point: row and UTF-8 byte column."""
+
+    row: int
+    column: int
+
+
+def utf16_length(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
+def utf16_to_index(line: str, character: int) -> int:
+    """The str index in `line` of a UTF-16 column; past the end clamps to the end (LSP rule)."""
+    if line.isascii():
+        return min(character, len(line))
+    units = 0
+    for index, char in enumerate(line):
+        width = 2 if ord(char) > 0xFFFF else 1
+        if units + width > character:
+            return index
+        units += width
+    return len(line)
+
+
+class LineIndex:
+    """Line starts of a text, for offset arithmetic without rescanning the text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        starts = [0]
+        position = text.find("\n")
+        while position != -1:
+            starts.append(position + 1)
+            position = text.find("\n", position + 1)
+        self.line_starts = starts
+        self.is_ascii = text.isascii()
+
+    @property
+    def line_count(self) -> int:
+        return len(self.line_starts)
+
+    def line_text(self, line: int) -> str:
+        """The line's text without its newline."""
+        start = self.line_starts[line]
+        end = self.line_starts[line + 1] - 1 if line + 1 < self.line_count else len(self.text)
+        return self.text[start:end]
+
+    def offset_at(self, line: int, character: int, *, strict: bool = False) -> int:
+        """The str offset of an LSP position (UTF-16 character).
+
+        A line outside the document is always an error; a character past the end of
+        its line clamps to the end as LSP says, or is an error when `strict`.
+        """
+        if line < 0 or character < 0:
+            raise PositionError(f"negative position {line}:{character}")
+        if line >= self.line_count:
+            raise PositionError(
+                f"line {line} is outside the document ({self.line_count} lines, 0-based)"
+            )
+        text = self.line_text(line)
+        if strict and character > utf16_length(text):
+            raise PositionError(
+                f"character {character} is past the end of line {line} ({utf16_length(text)} UTF-16 units)"
+            )
+        return self.line_starts[line] + utf16_to_index(text, character)
+
+    def line_of(self, offset: int) -> int:
+        return bisect_right(self.line_starts, offset) - 1
+
+    def position_at(self, offset: int) -> tuple[int, int]:
+        """The LSP position (line, UTF-16 character) of a str offset."""
+        line = self.line_of(offset)
+        start = self.line_starts[line]
+        return line, utf16_length(self.text[start:offset])
+
+    def point_at(self, offset: int) -> Point:
+        line = self.line_of(offset)
+        start = self.line_starts[line]
+        return Point(line, len(self.text[start:offset].encode("utf-8")))
+
+    def byte_offset(self, offset: int) -> int:
+        if self.is_ascii:
+            return offset
+        return len(self.text[:offset].encode("utf-8"))
+
+
+def end_point(start: Point, inserted: str) -> Point:
+    """Where inserted text ends, given where it starts."""
+    newlines = inserted.count("\n")
+    if newlines == 0:
+        return Point(start.row, start.column + len(inserted.encode("utf-8")))
+    tail = inserted[inserted.rfind("\n") + 1 :]
+    return Point(start.row + newlines, len(tail.encode("utf-8")))

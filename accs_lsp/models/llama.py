@@ -1,0 +1,190 @@
+"""llama.cpp model adapter: loading, tokenizing, and a KV-cached forward pass.
+
+The decoding loop drives the model one token at a time (masks, healing and
+fast-forward live there), so this adapter exposes the primitive steps instead of
+llama-cpp-python's `create_completion`. One instance must be used by one thread
+at a time: llama.cpp contexts are not thread-safe.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+GGUF_MAGIC = b"GGUF"
+
+
+class ModelLoadError(RuntimeError):
+    """The model file is missing, unreadable or not a usable GGUF."""
+
+
+@dataclass(frozen=True)
+class FimTokens:
+    prefix: int
+    suffix: int
+    middle: int
+
+
+@dataclass(frozen=True)
+class PrefillStats:
+    reused_tokens: int
+    evaluated_tokens: int
+    seconds: float
+
+
+def check_model_file(path: Path) -> None:
+    """Fail with one clear sentence before llama.cpp gets a chance to abort noisily."""
+    if not path.exists():
+        raise ModelLoadError(f"model file not found: {path}")
+    if not path.is_file():
+        raise ModelLoadError(f"model path is not a file: {path}")
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        raise ModelLoadError(f"cannot read model file {path}: {error.strerror}") from error
+    if magic != GGUF_MAGIC:
+        raise ModelLoadError(f"not a GGUF model file (bad header): {path}")
+
+
+def default_thread_count() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+class LlamaModel:
+    """A loaded GGUF model with its vocabulary facts and a reusable KV cache."""
+
+    def __init__(self, llm: "llama_cpp.Llama", path: Path, load_seconds: float) -> None:  # noqa: F821
+        import llama_cpp
+
+        self._llm = llm
+        self.path = path
+        self.load_seconds = load_seconds
+        self.vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
+        self.n_ctx = int(llm.n_ctx())
+        self.eog_tokens = frozenset(
+            token for token in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self.vocab, token)
+        )
+        self.fim = self._find_fim_tokens()
+        self._token_bytes = lru_cache(maxsize=65536)(self._piece)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        vocab_only: bool = False,
+    ) -> "LlamaModel":
+        import llama_cpp
+
+        model_path = Path(path)
+        check_model_file(model_path)
+        started = time.perf_counter()
+        try:
+            llm = llama_cpp.Llama(
+                str(model_path),
+                n_ctx=n_ctx,
+                n_batch=512,
+                n_threads=n_threads or default_thread_count(),
+                vocab_only=vocab_only,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as error:
+            raise ModelLoadError(f"llama.cpp could not load model {model_path}: {error}") from error
+        return cls(llm, model_path, time.perf_counter() - started)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def llama(self) -> "llama_cpp.Llama":  # noqa: F821
+        """The underlying llama-cpp-python object, for tokenizer bridges (llguidance)."""
+        return self._llm
+
+    def _find_fim_tokens(self) -> FimTokens | None:
+        import llama_cpp
+
+        ids = (
+            llama_cpp.llama_vocab_fim_pre(self.vocab),
+            llama_cpp.llama_vocab_fim_suf(self.vocab),
+            llama_cpp.llama_vocab_fim_mid(self.vocab),
+        )
+        if any(token < 0 for token in ids):
+            return None
+        return FimTokens(*ids)
+
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of plain text: no BOS, and special-token names in user code stay text."""
+        if not text:
+            return []
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def begin_tokens(self) -> list[int]:
+        """What a prompt starts with (BOS where the model's vocabulary asks for it)."""
+        import llama_cpp
+
+        if llama_cpp.llama_vocab_get_add_bos(self.vocab):
+            return [int(llama_cpp.llama_vocab_bos(self.vocab))]
+        return []
+
+    def _piece(self, token: int) -> bytes:
+        return self._llm.detokenize([token], special=False)
+
+    def token_bytes(self, token: int) -> bytes:
+        return self._token_bytes(token)
+
+    def is_end_of_generation(self, token: int) -> bool:
+        return token in self.eog_tokens
+
+    @property
+    def evaluated_tokens(self) -> list[int]:
+        return self._llm.input_ids[: self._llm.n_tokens].tolist()
+
+    def prefill(self, tokens: Sequence[int]) -> PrefillStats:
+        """Evaluate a prompt, reusing the KV cache for its longest common prefix with the last one."""
+        if not tokens:
+            raise ValueError("cannot evaluate an empty prompt")
+        if len(tokens) >= self.n_ctx:
+            raise ValueError(f"prompt of {len(tokens)} tokens does not fit the context of {self.n_ctx}")
+        started = time.perf_counter()
+        cached = self._llm.input_ids[: self._llm.n_tokens]
+        reuse = common_prefix_length(cached, tokens)
+        # The last prompt token is always evaluated again: its logits are what we sample from.
+        reuse = min(reuse, len(tokens) - 1)
+        self._llm.n_tokens = reuse
+        self._llm.eval(list(tokens[reuse:]))
+        return PrefillStats(reuse, len(tokens) - reuse, time.perf_counter() - started)
+
+    def advance(self, tokens: Sequence[int]) -> None:
+        """Append tokens to the sequence (one forward pass for all of them)."""
+        if self._llm.n_tokens + len(tokens) >= self.n_ctx:
+            raise ValueError("context window is full")
+        self._llm.eval(list(tokens))
+
+    def logits(self) -> np.ndarray:
+        """The next-token logits as a writable view into llama.cpp's buffer (no copy)."""
+        import llama_cpp
+
+        pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+
+    def close(self) -> None:
+        self._llm.close()
+
+
+def common_prefix_length(cached: np.ndarray, tokens: Sequence[int]) -> int:
+    limit = min(len(cached), len(tokens))
+    if limit == 0:
+        return 0
+    mismatch = np.flatnonzero(cached[:limit] != np.asarray(tokens[:limit], dtype=cached.dtype))
+    return int(mismatch[0]) if mismatch.size else limit

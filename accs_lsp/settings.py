@@ -1,0 +1,73 @@
+"""User settings, shared by the CLI and the server (camelCase on the wire, as editors send them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+CONSTRAINT_LEVELS = ("none", "syntax", "types", "full")
+MODES = ("auto", "line", "block")
+TYPE_PROVIDERS = ("jedi", "pyright")
+
+
+class SettingsError(ValueError):
+    """A setting with a value the server cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_path: str = ""
+    constraints: str = "none"
+    max_tokens: int = 64
+    mode: str = "auto"
+    type_provider: str = "jedi"
+    timeout_ms: int = 3000
+    enabled: bool = True
+    context_tokens: int = 1024
+    context_window: int = 2048
+    threads: int = 0
+    temperature: float = 0.0
+    model_load_timeout_ms: int = 60000
+
+    def updated(self, changes: Mapping[str, Any]) -> "Settings":
+        """A copy with the given camelCase (or snake_case) keys changed; unknown keys are an error."""
+        by_wire_name = {camel_case(field.name): field for field in fields(self)}
+        by_wire_name.update({field.name: field for field in fields(self)})
+        values: dict[str, Any] = {}
+        for key, value in changes.items():
+            field = by_wire_name.get(key)
+            if field is None:
+                raise SettingsError(f"unknown setting {key!r}")
+            values[field.name] = coerce(field.name, field.type, value)
+        result = replace(self, **values)
+        result.validate()
+        return result
+
+    def validate(self) -> None:
+        choices = {"constraints": CONSTRAINT_LEVELS, "mode": MODES, "type_provider": TYPE_PROVIDERS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise SettingsError(f"{camel_case(name)} must be one of {', '.join(allowed)}")
+        for name in ("max_tokens", "timeout_ms", "context_tokens", "context_window", "model_load_timeout_ms"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{camel_case(name)} must be positive")
+        if self.context_tokens + self.max_tokens >= self.context_window:
+            raise SettingsError("contextTokens + maxTokens must be smaller than contextWindow")
+        if self.temperature < 0:
+            raise SettingsError("temperature must not be negative")
+
+
+def camel_case(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def coerce(name: str, type_name: Any, value: Any) -> Any:
+    kind = {"str": str, "int": int, "bool": bool, "float": float}[str(type_name)]
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return kind(value)
+    if kind is str and isinstance(value, str):
+        return value
+    raise SettingsError(f"{camel_case(name)} must be a {kind.__name__}, got {value!r}")
