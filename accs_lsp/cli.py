@@ -26,8 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the language server (stdio by default)")
     serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    serve.add_argument("--stdio", action="store_true", help="use stdio (the default; accepted because clients add it)")
     serve.add_argument("--model", metavar="PATH", help="GGUF model file (default: $ACCS_MODEL, then SmolLM2)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--log-file", metavar="PATH", help="write the server's log here instead of stderr")
 
     complete = commands.add_parser("complete", help="print a completion at FILE:LINE:COL (1-based)")
     complete.add_argument("location", metavar="FILE:LINE:COL")
@@ -63,7 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_serve(arguments: argparse.Namespace) -> int:
     from accs_lsp.server import create_server
 
-    logging.basicConfig(level=arguments.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=arguments.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        **({"filename": arguments.log_file} if arguments.log_file else {"stream": sys.stderr}),
+    )
+    if arguments.log_level != "DEBUG":
+        logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message at INFO
     server = create_server(model_path=arguments.model)
     if arguments.tcp:
         host, _, port = arguments.tcp.rpartition(":")
@@ -132,7 +140,7 @@ def run_complete(arguments: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     engine = CompletionEngine(load_model(arguments.model))
-    completion = engine.complete(Document(path.resolve().as_uri(), text), offset, options)
+    completion = engine.complete(Document(path.resolve().as_uri(), text).snapshot(), offset, options)
     if arguments.json:
         print(json.dumps(completion.to_json()))
     else:

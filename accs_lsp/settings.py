@@ -8,6 +8,7 @@ from typing import Any, Mapping
 CONSTRAINT_LEVELS = ("none", "syntax", "types", "full")
 MODES = ("auto", "line", "block")
 TYPE_PROVIDERS = ("jedi", "pyright")
+MIN_PROMPT_TOKENS = 64
 
 
 class SettingsError(ValueError):
@@ -29,19 +30,25 @@ class Settings:
     temperature: float = 0.0
     model_load_timeout_ms: int = 60000
 
-    def updated(self, changes: Mapping[str, Any]) -> "Settings":
-        """A copy with the given camelCase (or snake_case) keys changed; unknown keys are an error."""
+    def updated(self, changes: Mapping[str, Any]) -> tuple["Settings", list[str]]:
+        """A copy with the given camelCase (or snake_case) keys changed, and the unknown keys.
+
+        Unknown keys are returned rather than refused, so a client from a newer
+        version still gets its known settings applied; a bad value is an error.
+        """
         by_wire_name = {camel_case(field.name): field for field in fields(self)}
         by_wire_name.update({field.name: field for field in fields(self)})
         values: dict[str, Any] = {}
+        unknown = []
         for key, value in changes.items():
             field = by_wire_name.get(key)
             if field is None:
-                raise SettingsError(f"unknown setting {key!r}")
+                unknown.append(key)
+                continue
             values[field.name] = coerce(field.name, field.type, value)
         result = replace(self, **values)
         result.validate()
-        return result
+        return result, unknown
 
     def validate(self) -> None:
         choices = {"constraints": CONSTRAINT_LEVELS, "mode": MODES, "type_provider": TYPE_PROVIDERS}
@@ -51,8 +58,8 @@ class Settings:
         for name in ("max_tokens", "timeout_ms", "context_tokens", "context_window", "model_load_timeout_ms"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{camel_case(name)} must be positive")
-        if self.context_tokens + self.max_tokens >= self.context_window:
-            raise SettingsError("contextTokens + maxTokens must be smaller than contextWindow")
+        if self.max_tokens > self.context_window - MIN_PROMPT_TOKENS:
+            raise SettingsError(f"maxTokens must leave at least {MIN_PROMPT_TOKENS} tokens of contextWindow for the prompt")
         if self.temperature < 0:
             raise SettingsError("temperature must not be negative")
 

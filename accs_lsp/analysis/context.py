@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import tree_sitter
 
-from accs_lsp.documents import Document
+from accs_lsp.documents import Snapshot
 
 SIMPLE_STATEMENTS = frozenset(
     {
@@ -78,7 +78,7 @@ class CursorContext:
         return "block" if self.on_blank_line and not self.open_brackets else "line"
 
 
-def cursor_context(document: Document, offset: int) -> CursorContext:
+def cursor_context(document: Snapshot, offset: int) -> CursorContext:
     text = document.text
     line = document.lines.line_of(offset)
     line_start = document.lines.line_starts[line]
@@ -86,7 +86,9 @@ def cursor_context(document: Document, offset: int) -> CursorContext:
     line_end = text.find("\n", offset)
     line_suffix = text[offset : len(text) if line_end == -1 else line_end]
 
-    statement = enclosing_statement(document, offset)
+    # Trailing blanks belong to no node: look up the statement from the last character typed.
+    probe = offset - (len(line_prefix) - len(line_prefix.rstrip(" \t")))
+    statement = enclosing_statement(document, probe) or statement_in_broken_code(document, offset)
     statement_start = statement.start if statement else line_start + indentation_width(line_prefix)
     statement_start = min(statement_start, offset)
     statement_prefix = text[statement_start:offset]
@@ -114,21 +116,21 @@ def cursor_context(document: Document, offset: int) -> CursorContext:
 @dataclass(frozen=True)
 class Statement:
     start: int
-    kind: str
+    kind: str | None
 
 
 def indentation_width(line_prefix: str) -> int:
     return len(line_prefix) - len(line_prefix.lstrip(" \t"))
 
 
-def node_before(document: Document, offset: int) -> tree_sitter.Node:
+def node_before(document: Snapshot, offset: int) -> tree_sitter.Node:
     """The smallest node that ends at or covers the character just before the cursor."""
     byte = document.byte_offset(offset)
     start = max(byte - 1, 0)
     return document.tree.root_node.descendant_for_byte_range(start, byte)
 
 
-def enclosing_statement(document: Document, offset: int) -> Statement | None:
+def enclosing_statement(document: Snapshot, offset: int) -> Statement | None:
     """The statement (or clause header) the cursor is in, as the tree sees it.
 
     A compound statement counts only while the cursor is in its header, before
@@ -139,7 +141,7 @@ def enclosing_statement(document: Document, offset: int) -> Statement | None:
     node: tree_sitter.Node | None = node_before(document, offset)
     while node is not None:
         if node.type == "ERROR":
-            return None
+            return statement_in_error(document, node, offset)
         if node.start_byte < byte or (node.start_byte == byte and node.end_byte > byte):
             if node.type in SIMPLE_STATEMENTS:
                 return Statement(char_offset(document, node.start_byte), node.type)
@@ -149,12 +151,43 @@ def enclosing_statement(document: Document, offset: int) -> Statement | None:
     return None
 
 
+def statement_in_broken_code(document: Snapshot, offset: int) -> Statement | None:
+    """On a blank line inside code being typed (an unclosed bracket), the ERROR node says where it began."""
+    last_written = len(document.text[:offset].rstrip())
+    if last_written == 0:
+        return None
+    node: tree_sitter.Node | None = node_before(document, last_written)
+    while node is not None and node.type != "ERROR":
+        node = node.parent
+    return statement_in_error(document, node, offset) if node is not None else None
+
+
+def statement_in_error(document: Snapshot, error: tree_sitter.Node, offset: int) -> Statement | None:
+    """In code being typed, the logical line the cursor is on, found by Python's tokenizer."""
+    start = char_offset(document, error.start_byte)
+    source = document.text[start:offset]
+    lines = source.splitlines(keepends=True)
+    line_start = 0
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+                row, column = token.end
+                line_start = sum(len(line) for line in lines[: row - 1]) + column
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass
+    rest = source[line_start:]
+    line_start += len(rest) - len(rest.lstrip())
+    if start + line_start > offset:
+        return None
+    return Statement(start + line_start, None)
+
+
 def in_header(node: tree_sitter.Node, byte: int) -> bool:
     body = node.child_by_field_name("body") or node.child_by_field_name("consequence")
     return body is None or byte <= body.start_byte
 
 
-def char_offset(document: Document, byte: int) -> int:
+def char_offset(document: Snapshot, byte: int) -> int:
     if document.lines.is_ascii:
         return byte
     return len(document.text.encode("utf-8")[:byte].decode("utf-8", errors="ignore"))
@@ -177,7 +210,7 @@ def unclosed_brackets(source: str) -> str:
     return "".join(stack)
 
 
-def in_call_arguments(document: Document, offset: int, statement_prefix: str, open_brackets: str) -> bool:
+def in_call_arguments(document: Snapshot, offset: int, statement_prefix: str, open_brackets: str) -> bool:
     node: tree_sitter.Node | None = node_before(document, offset)
     byte = document.byte_offset(offset)
     while node is not None:
@@ -190,11 +223,11 @@ def in_call_arguments(document: Document, offset: int, statement_prefix: str, op
     return open_brackets.endswith("(") and bool(re.search(r"[\w\)\]]\s*\([^()]*$", statement_prefix))
 
 
-def in_string_or_comment(document: Document, offset: int) -> bool:
+def in_string_or_comment(document: Snapshot, offset: int) -> bool:
     byte = document.byte_offset(offset)
-    node: tree_sitter.Node | None = document.tree.root_node.descendant_for_byte_range(byte, byte)
+    node: tree_sitter.Node | None = node_before(document, offset)
     while node is not None:
-        if node.type == "comment" and node.start_byte < byte:
+        if node.type == "comment" and node.start_byte < byte <= node.end_byte:
             return True
         if node.type in ("string_content", "string") and node.start_byte < byte < node.end_byte:
             return True

@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass
 from accs_lsp.analysis import CursorContext, cursor_context
 from accs_lsp.decoding import Generator, PromptBuilder, stop_rule_for
 from accs_lsp.decoding.generator import Sampler
-from accs_lsp.documents import Document
+from accs_lsp.documents import Snapshot
 from accs_lsp.models import LlamaModel
-from accs_lsp.settings import CONSTRAINT_LEVELS, MODES
+from accs_lsp.settings import CONSTRAINT_LEVELS, MIN_PROMPT_TOKENS, MODES
 
 # Constraint levels whose layers exist; the others are refused with a clear message.
 AVAILABLE_CONSTRAINT_LEVELS = ("none",)
@@ -65,11 +65,11 @@ class CompletionEngine:
 
     def __init__(self, model: LlamaModel, context_tokens: int = 1024) -> None:
         self.model = model
-        self.prompts = PromptBuilder(model, context_tokens)
+        self.context_tokens = context_tokens
 
     def complete(
         self,
-        document: Document,
+        document: Snapshot,
         offset: int,
         options: CompletionOptions,
         stop_event: threading.Event | None = None,
@@ -78,7 +78,11 @@ class CompletionEngine:
         started = time.perf_counter()
         context = cursor_context(document, offset)
         mode = context.suggested_mode if options.mode == "auto" else options.mode
-        prompt = self.prompts.build(document.text[:offset], document.text[offset:])
+        # The prompt gets what the context window leaves after the tokens to generate.
+        budget = min(self.context_tokens, self.model.n_ctx - options.max_tokens - 8)
+        if budget < MIN_PROMPT_TOKENS:
+            raise ValueError(f"max_tokens={options.max_tokens} leaves no room for a prompt in {self.model.n_ctx} tokens")
+        prompt = PromptBuilder(self.model, budget).build(document.text[:offset], document.text[offset:])
         deadline = time.monotonic() + options.timeout_ms / 1000 if options.timeout_ms else None
         result = Generator(self.model, Sampler(options.temperature)).run(
             prompt,

@@ -34,7 +34,7 @@ class PromptBuilder:
             return self._fim(prefix, suffix)
         kept, dropped = self._fit_prefix(prefix, self.budget_tokens)
         tokens, healed = self._heal(self.model.begin_tokens() + self.model.tokenize(kept))
-        return Prompt(tokens, "prefix", healed, dropped)
+        return Prompt(tokens or self.model.start_of_text(), "prefix", healed, dropped)
 
     def _fim(self, prefix: str, suffix: str) -> Prompt:
         fim = self.model.fim

@@ -9,7 +9,7 @@ from typing import Iterable
 import tree_sitter
 import tree_sitter_python
 
-from accs_lsp.documents.positions import LineIndex, PositionError, end_point
+from accs_lsp.documents.positions import UTF16, LineIndex, PositionError, end_point
 
 
 @cache
@@ -34,10 +34,11 @@ class Document:
     uri: str
     text: str
     version: int = 0
+    encoding: str = UTF16
     parser: tree_sitter.Parser = field(default_factory=new_parser, repr=False)
 
     def __post_init__(self) -> None:
-        self.lines = LineIndex(self.text)
+        self.lines = LineIndex(self.text, self.encoding)
         self.tree = self.parser.parse(self.text.encode("utf-8"))
 
     def apply(self, changes: Iterable[TextChange], version: int | None = None) -> None:
@@ -53,7 +54,7 @@ class Document:
 
     def _replace_all(self, text: str) -> None:
         self.text = text
-        self.lines = LineIndex(text)
+        self.lines = LineIndex(text, self.encoding)
         self.tree = self.parser.parse(text.encode("utf-8"))
 
     def _edit(self, lsp_range: tuple[tuple[int, int], tuple[int, int]], new_text: str) -> None:
@@ -76,7 +77,28 @@ class Document:
             new_end_point=(new_end_point.row, new_end_point.column),
         )
         self.text = self.text[:start] + new_text + self.text[end:]
-        self.lines = LineIndex(self.text)
+        self.lines = LineIndex(self.text, self.encoding)
+
+    def offset_at(self, line: int, character: int, *, strict: bool = False) -> int:
+        return self.lines.offset_at(line, character, strict=strict)
+
+    def byte_offset(self, offset: int) -> int:
+        return self.lines.byte_offset(offset)
+
+    def snapshot(self) -> "Snapshot":
+        """An immutable view for another thread: later edits don't touch it."""
+        return Snapshot(self.uri, self.text, self.version, self.lines, self.tree.copy())
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One version of a document: text, line index and tree, safe to read from any thread."""
+
+    uri: str
+    text: str
+    version: int
+    lines: LineIndex
+    tree: tree_sitter.Tree
 
     def offset_at(self, line: int, character: int, *, strict: bool = False) -> int:
         return self.lines.offset_at(line, character, strict=strict)
@@ -88,11 +110,12 @@ class Document:
 class DocumentStore:
     """The open documents of a session, by URI."""
 
-    def __init__(self) -> None:
+    def __init__(self, encoding: str = UTF16) -> None:
         self._documents: dict[str, Document] = {}
+        self.encoding = encoding
 
     def open(self, uri: str, text: str, version: int = 0) -> Document:
-        document = Document(uri, text, version)
+        document = Document(uri, text, version, self.encoding)
         self._documents[uri] = document
         return document
 

@@ -1,4 +1,9 @@
-"""Conversions between LSP positions (UTF-16 code units), str offsets and UTF-8 bytes."""
+"""Conversions between LSP positions, str offsets and UTF-8 bytes.
+
+LSP counts a position's character in UTF-16 code units unless the client and
+server agreed on "utf-8" or "utf-32" at initialize; every conversion here takes
+that encoding.
+"""
 
 from __future__ import annotations
 
@@ -18,19 +23,35 @@ class Point:
     column: int
 
 
-def utf16_length(text: str) -> int:
-    if text.isascii():
+UTF16 = "utf-16"
+ENCODINGS = ("utf-8", "utf-16", "utf-32")
+
+
+def char_units(char: str, encoding: str) -> int:
+    if encoding == "utf-32":
+        return 1
+    if encoding == "utf-8":
+        return len(char.encode("utf-8"))
+    return 2 if ord(char) > 0xFFFF else 1
+
+
+def unit_length(text: str, encoding: str = UTF16) -> int:
+    """The length of `text` in the code units of a position encoding."""
+    if text.isascii() or encoding == "utf-32":
         return len(text)
-    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+    return sum(char_units(char, encoding) for char in text)
 
 
-def utf16_to_index(line: str, character: int) -> int:
-    """The str index in `line` of a UTF-16 column; past the end clamps to the end (LSP rule)."""
-    if line.isascii():
+def units_to_index(line: str, character: int, encoding: str = UTF16) -> int:
+    """The str index in `line` of a character in code units; past the end clamps (LSP rule).
+
+    A position inside a character (half a surrogate pair) moves to its start.
+    """
+    if line.isascii() or encoding == "utf-32":
         return min(character, len(line))
     units = 0
     for index, char in enumerate(line):
-        width = 2 if ord(char) > 0xFFFF else 1
+        width = char_units(char, encoding)
         if units + width > character:
             return index
         units += width
@@ -40,8 +61,11 @@ def utf16_to_index(line: str, character: int) -> int:
 class LineIndex:
     """Line starts of a text, for offset arithmetic without rescanning the text."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, encoding: str = UTF16) -> None:
+        if encoding not in ENCODINGS:
+            raise ValueError(f"unknown position encoding {encoding!r}")
         self.text = text
+        self.encoding = encoding
         starts = [0]
         position = text.find("\n")
         while position != -1:
@@ -61,7 +85,7 @@ class LineIndex:
         return self.text[start:end]
 
     def offset_at(self, line: int, character: int, *, strict: bool = False) -> int:
-        """The str offset of an LSP position (UTF-16 character).
+        """The str offset of an LSP position.
 
         A line outside the document is always an error; a character past the end of
         its line clamps to the end as LSP says, or is an error when `strict`.
@@ -73,20 +97,21 @@ class LineIndex:
                 f"line {line} is outside the document ({self.line_count} lines, 0-based)"
             )
         text = self.line_text(line)
-        if strict and character > utf16_length(text):
+        if strict and character > unit_length(text, self.encoding):
             raise PositionError(
-                f"character {character} is past the end of line {line} ({utf16_length(text)} UTF-16 units)"
+                f"character {character} is past the end of line {line} "
+                f"({unit_length(text, self.encoding)} {self.encoding} units)"
             )
-        return self.line_starts[line] + utf16_to_index(text, character)
+        return self.line_starts[line] + units_to_index(text, character, self.encoding)
 
     def line_of(self, offset: int) -> int:
         return bisect_right(self.line_starts, offset) - 1
 
     def position_at(self, offset: int) -> tuple[int, int]:
-        """The LSP position (line, UTF-16 character) of a str offset."""
+        """The LSP position (line, character in code units) of a str offset."""
         line = self.line_of(offset)
         start = self.line_starts[line]
-        return line, utf16_length(self.text[start:offset])
+        return line, unit_length(self.text[start:offset], self.encoding)
 
     def point_at(self, offset: int) -> Point:
         line = self.line_of(offset)

@@ -137,6 +137,15 @@ class LlamaModel:
             return [int(llama_cpp.llama_vocab_bos(self.vocab))]
         return []
 
+    def start_of_text(self) -> list[int]:
+        """Something to condition on when there is no text at all (cursor at the top of an empty file)."""
+        import llama_cpp
+
+        bos = int(llama_cpp.llama_vocab_bos(self.vocab))
+        if bos >= 0:
+            return [bos]
+        return self.tokenize("\n")
+
     def _piece(self, token: int) -> bytes:
         return self._llm.detokenize([token], special=False)
 

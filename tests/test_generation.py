@@ -1,0 +1,81 @@
+"""The decoding loop with the real default model: prompts, healing, stop rules, KV reuse."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from accs_lsp.completion import CompletionEngine, CompletionOptions, ConstraintLevelUnavailable
+from accs_lsp.decoding import Generator, LineStop, PromptBuilder
+from accs_lsp.documents import Document
+
+FUNCTION = "def transform(arr: list[int]) -> list[str]:\n    return "
+
+
+def complete(model, source: str, **options) -> object:
+    offset = source.index("|")
+    document = Document("file:///g.py", source.replace("|", "", 1))
+    settings = {"max_tokens": 24, "timeout_ms": None, **options}
+    return CompletionEngine(model).complete(document.snapshot(), offset, CompletionOptions(**settings))
+
+
+def test_prefix_prompt_heals_the_last_token(model):
+    prompt = PromptBuilder(model, 256).build("xs = []\nxs.ap", "")
+    assert prompt.format == "prefix"  # SmolLM2 has no fill-in-the-middle tokens
+    assert prompt.healed_text == "ap"
+    assert model.tokenize("xs = []\nxs.") == prompt.tokens
+
+
+def test_healed_completion_continues_the_word_being_typed(model):
+    completion = complete(model, "items = []\nfor i in range(3):\n    items.ap|", mode="line")
+    assert completion.text.startswith("pend(")
+
+
+def test_line_mode_returns_one_line(model):
+    completion = complete(model, FUNCTION.replace("return ", "return |"))
+    assert completion.mode == "line"
+    assert completion.text and "\n" not in completion.text
+    assert completion.stop_reason in ("stop_rule", "eos", "max_tokens")
+
+
+def test_block_mode_stays_in_the_block(model):
+    source = "class Stack:\n    def __init__(self):\n        |\n\n    def push(self, x):\n        pass\n"
+    completion = complete(model, source, max_tokens=48)
+    assert completion.mode == "block"
+    assert completion.text.strip()
+    for line in completion.text.split("\n")[1:]:
+        assert not line.strip() or line.startswith("        "), completion.text
+
+
+def test_second_request_on_the_same_file_reuses_the_kv_cache(model):
+    source = "import math\n\n\ndef circle_area(radius: float) -> float:\n    return |"
+    complete(model, source)
+    again = complete(model, source.replace("|", "m|"))
+    assert again.reused_prompt_tokens >= again.prompt_tokens - 2
+
+
+def test_stop_event_cancels_before_the_first_token(model):
+    stop = threading.Event()
+    stop.set()
+    prompt = PromptBuilder(model, 256).build(FUNCTION, "")
+    result = Generator(model).run(prompt, max_tokens=50, stop_rule=LineStop(), stop_event=stop)
+    assert result.stop_reason.value == "cancelled"
+    assert result.tokens == 0
+
+
+def test_max_tokens_bounds_the_generation(model):
+    prompt = PromptBuilder(model, 256).build("numbers = [1, 2, 3, 4, 5, 6, 7, 8, ", "")
+    result = Generator(model).run(prompt, max_tokens=3, stop_rule=LineStop())
+    assert result.tokens == 3
+    assert result.stop_reason.value == "max_tokens"
+
+
+def test_completion_at_the_top_of_an_empty_file(model):
+    completion = complete(model, "|", max_tokens=4)
+    assert completion.tokens <= 4
+
+
+def test_unavailable_constraint_level_is_refused(model):
+    with pytest.raises(ConstraintLevelUnavailable, match="not available yet"):
+        complete(model, FUNCTION + "|", constraints="syntax")
