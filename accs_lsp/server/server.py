@@ -1,0 +1,353 @@
+"""LSP features: document sync, inline and regular completion, settings, progress, feedback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+
+from accs_lsp import __version__
+from accs_lsp.completion import Completion, CompletionOptions
+from accs_lsp.documents import DocumentStore, PositionError, Snapshot, TextChange
+from accs_lsp.models import ModelLoadError
+from accs_lsp.server.model_slot import ModelSlot, ModelSpec, ModelUnavailable, StopEvents
+from accs_lsp.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+STATUS_NOTIFICATION = "accs/status"
+FEEDBACK_COMMAND = "accs.feedback"
+SETTINGS_SECTION = "accs"
+IDENTIFIER_TAIL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
+REMEMBERED_COMPLETIONS = 256
+
+
+class RequestFailed(JsonRpcException):
+    """LSP's RequestFailed: the request was valid but the server could not answer it."""
+
+    CODE = -32803
+
+
+@dataclass(frozen=True)
+class Served:
+    """A completion as returned to the editor, kept so feedback can refer to it."""
+
+    id: str
+    uri: str
+    completion: Completion
+
+
+class AccsLanguageServer(LanguageServer):
+    def __init__(self, model_path: str | None = None) -> None:
+        super().__init__("accs-lsp", __version__)
+        self.model_path_override = model_path
+        self.settings = Settings()
+        self.documents = DocumentStore()
+        self.model = ModelSlot()
+        self.stops = StopEvents()
+        self.served: OrderedDict[str, Served] = OrderedDict()
+        self.feedback: list[dict[str, Any]] = []
+
+    # -- status and settings ------------------------------------------------------------
+
+    def notify_status(self, state: str, message: str) -> None:
+        self.protocol.notify(STATUS_NOTIFICATION, {"state": state, "message": message})
+
+    def log_to_client(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        log.info(message)
+        self.window_log_message(types.LogMessageParams(type=kind, message=message))
+
+    def warn_user(self, message: str) -> None:
+        log.warning(message)
+        self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+
+    def apply_settings(self, changes: Any) -> bool:
+        """Merge editor settings; a bad value is reported and the previous settings stay."""
+        if not isinstance(changes, dict):
+            return False
+        section = changes.get(SETTINGS_SECTION, changes)
+        if not isinstance(section, dict):
+            return False
+        try:
+            self.settings, unknown = self.settings.updated(section)
+        except SettingsError as error:
+            self.warn_user(f"accs-lsp: ignored settings: {error}")
+            return False
+        if unknown:
+            self.log_to_client(f"accs-lsp: unknown settings ignored: {', '.join(sorted(unknown))}", types.MessageType.Warning)
+        return True
+
+    # -- model ------------------------------------------------------------------------------
+
+    async def load_model(self) -> None:
+        """Load (or reload) the model in the background, with progress and status for the editor."""
+        try:
+            spec = ModelSpec.from_settings(self.settings, self.model_path_override)
+        except ModelLoadError as error:
+            self.report_model_error(str(error))
+            return
+        if spec == self.model.spec:
+            return
+        # Start loading before anything is awaited: a request arriving now must find the load under way.
+        loading = self.model.load(spec)
+        self.notify_status("loading", f"loading {spec.path}")
+        progress = await self.begin_progress(f"Loading {spec.path.rsplit('/', 1)[-1]}")
+        try:
+            engine = await asyncio.wrap_future(loading)
+        except ModelLoadError as error:
+            self.report_model_error(str(error))
+            return
+        finally:
+            self.end_progress(progress)
+        message = f"model ready: {engine.model.name} ({engine.model.n_vocab} tokens, loaded in {engine.model.load_seconds:.2f} s)"
+        self.log_to_client(message)
+        self.notify_status("ready", message)
+
+    def report_model_error(self, message: str) -> None:
+        self.notify_status("error", message)
+        self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=f"accs-lsp: {message}"))
+        log.error(message)
+
+    async def begin_progress(self, title: str) -> str | None:
+        capabilities = self.client_capabilities.window
+        if capabilities is None or not capabilities.work_done_progress:
+            return None
+        token = f"accs-load-{uuid.uuid4()}"
+        try:
+            await self.work_done_progress.create_async(token)
+        except Exception as error:  # the client refused a progress token: not worth failing the load
+            log.debug("progress token refused: %s", error)
+            return None
+        self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=False))
+        return token
+
+    def end_progress(self, token: str | None) -> None:
+        if token is not None:
+            self.work_done_progress.end(token, types.WorkDoneProgressEnd())
+
+    # -- completion -------------------------------------------------------------------------
+
+    def completion_options(self) -> CompletionOptions:
+        settings = self.settings
+        return CompletionOptions(
+            constraints=settings.constraints,
+            max_tokens=settings.max_tokens,
+            mode=settings.mode,
+            timeout_ms=settings.timeout_ms,
+            temperature=settings.temperature,
+        )
+
+    def snapshot_at(self, uri: str, position: types.Position) -> tuple[Snapshot, int]:
+        if uri not in self.documents:
+            raise JsonRpcInvalidParams(f"document is not open: {uri}")
+        document = self.documents.get(uri)
+        try:
+            offset = document.offset_at(position.line, position.character)
+        except PositionError as error:
+            raise JsonRpcInvalidParams(f"invalid position: {error}") from None
+        return document.snapshot(), offset
+
+    async def complete(self, uri: str, position: types.Position, kind: str) -> tuple[Served, Snapshot, int] | None:
+        """Generate at a position; None when disabled, cancelled, superseded or stale."""
+        if not self.settings.enabled:
+            return None
+        snapshot, offset = self.snapshot_at(uri, position)
+        options = self.completion_options()
+        try:
+            options.check()
+            engine = await self.model.engine(self.settings.model_load_timeout_ms / 1000)
+        except (ValueError, ModelUnavailable) as error:
+            raise RequestFailed(f"accs-lsp: {error}") from None
+        key = f"{kind}:{uri}"
+        stop = self.stops.start(key, supersede=True)
+        job = asyncio.ensure_future(self.model.run(lambda e: e.complete(snapshot, offset, options, stop), engine))
+        job.add_done_callback(lambda done: self.stops.finish(key, stop))
+        job.add_done_callback(lambda done: self.log_completion(kind, done))
+        try:
+            completion = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            stop.set()  # the generation ends at its next token; its log line says so
+            raise
+        except Exception as error:
+            raise RequestFailed(f"accs-lsp: generation failed: {error}") from error
+        if completion.stop_reason == "cancelled":
+            return None
+        if uri not in self.documents or self.documents.get(uri).version != snapshot.version:
+            log.debug("dropped a completion computed for version %s of %s", snapshot.version, uri)
+            return None
+        return self.remember(uri, completion), snapshot, offset
+
+    def log_completion(self, kind: str, job: "asyncio.Future[Completion]") -> None:
+        if job.cancelled() or job.exception() is not None:
+            log.error("%s completion failed: %r", kind, None if job.cancelled() else job.exception())
+            return
+        completion = job.result()
+        self.log_to_client(
+            f"{kind} completion: {completion.tokens} tokens, stop={completion.stop_reason}, "
+            f"{completion.latency_ms:.0f} ms, prompt {completion.prompt_tokens} tokens "
+            f"({completion.reused_prompt_tokens} reused)",
+            types.MessageType.Log,
+        )
+
+    def remember(self, uri: str, completion: Completion) -> Served:
+        served = Served(uuid.uuid4().hex[:12], uri, completion)
+        self.served[served.id] = served
+        while len(self.served) > REMEMBERED_COMPLETIONS:
+            self.served.popitem(last=False)
+        return served
+
+    def record_feedback(self, arguments: list[Any]) -> None:
+        for argument in arguments:
+            if not isinstance(argument, dict) or "completionId" not in argument:
+                raise JsonRpcInvalidParams(f"{FEEDBACK_COMMAND} expects {{completionId, accepted}}, got {argument!r}")
+            served = self.served.get(str(argument["completionId"]))
+            entry = {
+                "completionId": argument["completionId"],
+                "accepted": bool(argument.get("accepted", True)),
+                "known": served is not None,
+                "text": served.completion.text if served else None,
+            }
+            self.feedback.append(entry)
+            log.info("feedback: %s", entry)
+
+
+def feedback_command(served: Served, accepted: bool = True) -> types.Command:
+    return types.Command(
+        title="accs-lsp: completion accepted",
+        command=FEEDBACK_COMMAND,
+        arguments=[{"completionId": served.id, "accepted": accepted}],
+    )
+
+
+def inline_items(served: Served, position: types.Position) -> types.InlineCompletionList:
+    text = served.completion.text
+    if not text:
+        return types.InlineCompletionList(items=[])
+    item = types.InlineCompletionItem(
+        insert_text=text,
+        range=types.Range(start=position, end=position),
+        command=feedback_command(served),
+    )
+    return types.InlineCompletionList(items=[item])
+
+
+def completion_items(served: Served, snapshot: Snapshot, offset: int, position: types.Position) -> types.CompletionList:
+    """One item that replaces the identifier being typed, so clients' prefix filtering keeps it."""
+    text = served.completion.text
+    if not text:
+        return types.CompletionList(is_incomplete=False, items=[])
+    line_start = snapshot.lines.line_starts[snapshot.lines.line_of(offset)]
+    typed = IDENTIFIER_TAIL.search(snapshot.text[line_start:offset])
+    typed_text = typed.group(0) if typed else ""
+    start_line, start_character = snapshot.lines.position_at(offset - len(typed_text))
+    new_text = typed_text + text
+    first_line = new_text.split("\n", 1)[0]
+    item = types.CompletionItem(
+        label=first_line if len(first_line) <= 60 else first_line[:57] + "...",
+        kind=types.CompletionItemKind.Snippet,
+        detail=f"accs-lsp · {served.completion.model} · {served.completion.latency_ms:.0f} ms",
+        documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```python\n{new_text}\n```"),
+        filter_text=new_text,
+        sort_text="0",
+        insert_text_format=types.InsertTextFormat.PlainText,
+        text_edit=types.TextEdit(
+            range=types.Range(start=types.Position(start_line, start_character), end=position),
+            new_text=new_text,
+        ),
+        command=feedback_command(served),
+    )
+    return types.CompletionList(is_incomplete=False, items=[item])
+
+
+def lsp_changes(params: types.DidChangeTextDocumentParams) -> list[TextChange]:
+    changes = []
+    for change in params.content_changes:
+        if isinstance(change, types.TextDocumentContentChangePartial):
+            start, end = change.range.start, change.range.end
+            changes.append(TextChange(change.text, ((start.line, start.character), (end.line, end.character))))
+        else:
+            changes.append(TextChange(change.text))
+    return changes
+
+
+def create_server(model_path: str | None = None) -> AccsLanguageServer:
+    server = AccsLanguageServer(model_path)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: AccsLanguageServer, params: types.InitializeParams) -> None:
+        ls.apply_settings(params.initialization_options)
+        encoding = ls.workspace.position_encoding or types.PositionEncodingKind.Utf16
+        ls.documents.encoding = getattr(encoding, "value", encoding)
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: AccsLanguageServer, params: types.InitializedParams) -> None:
+        await ls.load_model()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(ls: AccsLanguageServer, params: types.DidChangeConfigurationParams) -> None:
+        changed = ls.apply_settings(params.settings)
+        if not changed and ls.client_capabilities.workspace and ls.client_capabilities.workspace.configuration:
+            pulled = await ls.workspace_configuration_async(
+                types.ConfigurationParams(items=[types.ConfigurationItem(section=SETTINGS_SECTION)])
+            )
+            if pulled:
+                ls.apply_settings(pulled[0])
+        await ls.load_model()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: AccsLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+        document = params.text_document
+        ls.documents.open(document.uri, document.text, document.version)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: AccsLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        if uri not in ls.documents:
+            log.warning("change for a document that is not open: %s", uri)
+            return
+        try:
+            ls.documents.change(uri, lsp_changes(params), params.text_document.version)
+        except PositionError as error:
+            # The editor and the server disagree on the text: ask for a resync rather than guess.
+            ls.warn_user(f"accs-lsp: lost sync with {uri} ({error}); reopen the file")
+            ls.documents.close(uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: AccsLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.documents.close(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: AccsLanguageServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList | None:
+        result = await ls.complete(params.text_document.uri, params.position, "inline")
+        if result is None:
+            return types.InlineCompletionList(items=[])
+        served, _, _ = result
+        return inline_items(served, params.position)
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["."]))
+    async def completion(ls: AccsLanguageServer, params: types.CompletionParams) -> types.CompletionList:
+        result = await ls.complete(params.text_document.uri, params.position, "completion")
+        if result is None:
+            return types.CompletionList(is_incomplete=False, items=[])
+        served, snapshot, offset = result
+        return completion_items(served, snapshot, offset, params.position)
+
+    @server.command(FEEDBACK_COMMAND)
+    def feedback(ls: AccsLanguageServer, *arguments: Any) -> None:
+        ls.record_feedback(list(arguments))
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: AccsLanguageServer, *args: Any) -> None:
+        ls.model.shutdown()
+
+    return server
