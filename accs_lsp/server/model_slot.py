@@ -10,11 +10,13 @@ import asyncio
 import concurrent.futures
 import threading
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
-from accs_lsp.completion import CompletionEngine
-from accs_lsp.models import LlamaModel, resolve_model_path
+from accs_lsp.models import resolve_model_path
 from accs_lsp.settings import Settings
+
+if TYPE_CHECKING:
+    from accs_lsp.completion.engine import CompletionEngine
 
 T = TypeVar("T")
 
@@ -61,6 +63,9 @@ class ModelSlot:
     def _load(spec: ModelSpec, previous: concurrent.futures.Future[CompletionEngine] | None) -> CompletionEngine:
         if previous is not None and previous.done() and previous.exception() is None:
             previous.result().model.close()
+        from accs_lsp.completion.engine import CompletionEngine  # numpy and llama.cpp load here, off the event loop
+        from accs_lsp.models import LlamaModel
+
         model = LlamaModel.load(spec.path, n_ctx=spec.context_window, n_threads=spec.threads or None)
         return CompletionEngine(model, spec.context_tokens)
 

@@ -193,7 +193,7 @@ class AccsLanguageServer(LanguageServer):
         self.log_to_client(
             f"{kind} completion: {completion.tokens} tokens, stop={completion.stop_reason}, "
             f"{completion.latency_ms:.0f} ms, prompt {completion.prompt_tokens} tokens "
-            f"({completion.reused_prompt_tokens} reused)",
+            f"({completion.reused_prompt_tokens} reused), {completion.tokens_per_second:.1f} tok/s",
             types.MessageType.Log,
         )
 

@@ -1,0 +1,54 @@
+"""What a completion request asks for and what it returns (no numpy or llama.cpp here:
+the server imports this before the model loads)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from accs_lsp.settings import CONSTRAINT_LEVELS, MODES
+
+# Constraint levels whose layers exist; the others are refused with a clear message.
+AVAILABLE_CONSTRAINT_LEVELS = ("none",)
+
+
+class ConstraintLevelUnavailable(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class CompletionOptions:
+    constraints: str = "none"
+    max_tokens: int = 64
+    mode: str = "auto"
+    timeout_ms: int | None = 3000
+    temperature: float = 0.0
+
+    def check(self) -> None:
+        if self.constraints not in CONSTRAINT_LEVELS:
+            raise ValueError(f"unknown constraint level {self.constraints!r}")
+        if self.constraints not in AVAILABLE_CONSTRAINT_LEVELS:
+            raise ConstraintLevelUnavailable(
+                f"constraint level {self.constraints!r} is not available yet "
+                f"(available: {', '.join(AVAILABLE_CONSTRAINT_LEVELS)})"
+            )
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r} (expected one of {', '.join(MODES)})")
+        if self.max_tokens <= 0:
+            raise ValueError("max_tokens must be positive")
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    mode: str
+    constraints: str
+    model: str
+    tokens: int
+    latency_ms: float
+    stop_reason: str
+    prompt_tokens: int
+    reused_prompt_tokens: int
+    tokens_per_second: float
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
