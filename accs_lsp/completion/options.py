@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from accs_lsp.settings import CONSTRAINT_LEVELS, MODES
 
 # Constraint levels whose layers exist; the others are refused with a clear message.
-AVAILABLE_CONSTRAINT_LEVELS = ("none",)
+AVAILABLE_CONSTRAINT_LEVELS = ("none", "syntax")
 
 
 class ConstraintLevelUnavailable(ValueError):
@@ -49,6 +49,10 @@ class Completion:
     prompt_tokens: int
     reused_prompt_tokens: int
     tokens_per_second: float
+    # Why a requested constraint layer was not applied (None when it was, or none was asked for).
+    relaxed: str | None = None
+    # Grammar-complete cut points that the parser check of the spliced buffer refused.
+    parser_rejections: int = 0
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

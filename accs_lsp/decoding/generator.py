@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -32,11 +32,25 @@ class StopReason(str, Enum):
 
 
 class TokenConstraint(Protocol):
-    """A decoding-time constraint: masks the logits before each choice and follows the choices."""
+    """A decoding-time constraint (the syntactic layer, later the type layer).
+
+    The loop asks for the next mask to be computed (`start_next_mask`) before it
+    runs the forward pass, so an implementation can overlap the two.
+    """
+
+    def start_next_mask(self) -> None: ...
 
     def mask_logits(self, logits: np.ndarray) -> None: ...
 
-    def accept(self, token: int) -> None: ...
+    def allows(self, token: int) -> bool: ...
+
+    def accept(self, tokens: Sequence[int]) -> None: ...
+
+    def forced_tokens(self) -> list[int]: ...
+
+    def is_finished(self) -> bool: ...
+
+    def is_complete(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,10 @@ class GenerationResult:
     reused_tokens: int
     prefill_seconds: float
     decode_seconds: float
+    # Lengths of `text` at which the constraint saw a complete construct (empty without one).
+    complete_lengths: tuple[int, ...] = ()
+    # Time the loop spent waiting for masks that were not ready when the forward pass ended.
+    mask_wait_seconds: float = 0.0
 
     @property
     def tokens_per_second(self) -> float:
@@ -89,6 +107,8 @@ class Generator:
         prefill = self.model.prefill(prompt.tokens)
         started = time.perf_counter()
         output = _Output(prompt.healed_text)
+        complete_lengths: list[int] = []
+        mask_wait = 0.0
         reason = StopReason.MAX_TOKENS
         generated = 0
         while generated < max_tokens:
@@ -100,22 +120,42 @@ class Generator:
                 break
             logits = self.model.logits()
             if constraint is not None:
+                if constraint.is_finished():
+                    reason = StopReason.END_OF_GENERATION
+                    break
+                waited = time.perf_counter()
+                preferred = int(np.argmax(logits)) if constraint.is_complete() else None
                 constraint.mask_logits(logits)
+                mask_wait += time.perf_counter() - waited
+                if preferred is not None and not constraint.allows(preferred) and not output.pending_healing:
+                    # The construct is complete and the model wants to go on with something else.
+                    reason = StopReason.STOP_RULE
+                    break
             tokens = self._next_tokens(logits, output)
             if len(tokens) == 1 and self.model.is_end_of_generation(tokens[0]):
                 reason = StopReason.END_OF_GENERATION
                 break
+            if constraint is not None:
+                constraint.accept(tokens)
+                forced = constraint.forced_tokens()
+                if forced:
+                    constraint.accept(forced)
+                    tokens = tokens + forced
             generated += len(tokens)
             for token in tokens:
                 output.add(self.model.token_bytes(token))
-                if constraint is not None:
-                    constraint.accept(token)
+            if constraint is not None and not output.pending_healing and constraint.is_complete():
+                complete_lengths.append(len(output.visible))
+            uncut = output.visible
             if output.apply(stop_rule):
+                complete_lengths = clamp_to_cut(complete_lengths, uncut, len(output.visible))
                 reason = StopReason.STOP_RULE
                 break
             if self.model.n_ctx - len(prompt.tokens) - generated <= len(tokens):
                 reason = StopReason.CONTEXT_FULL
                 break
+            if constraint is not None:
+                constraint.start_next_mask()  # computed while the forward pass runs
             self.model.advance(tokens)
         return GenerationResult(
             text=output.visible,
@@ -125,6 +165,8 @@ class Generator:
             reused_tokens=prefill.reused_tokens,
             prefill_seconds=prefill.seconds,
             decode_seconds=time.perf_counter() - started,
+            complete_lengths=tuple(complete_lengths),
+            mask_wait_seconds=mask_wait,
         )
 
     def _next_tokens(self, logits: np.ndarray, output: "_Output") -> list[int]:
@@ -135,11 +177,21 @@ class Generator:
         count = min(HEALING_CANDIDATES, len(logits))
         candidates = np.argpartition(-logits, count - 1)[:count]
         for token in candidates[np.argsort(-logits[candidates])]:
+            if not np.isfinite(logits[token]):
+                break  # masked out by a constraint, like everything after it
             piece = self.model.token_bytes(int(token))
             if piece and (pending.startswith(piece) or piece.startswith(pending)):
                 return [int(token)]
         # None of the likely tokens fits: put the removed text back as it was.
         return self.model.tokenize(output.pending_healing)
+
+
+def clamp_to_cut(lengths: list[int], uncut: str, cut: int) -> list[int]:
+    """Complete points past a stop-rule cut survive only when the cut removed nothing but blanks."""
+    kept = [length for length in lengths if length <= cut]
+    if any(length > cut and not uncut[cut:length].strip() for length in lengths) and cut not in kept:
+        kept.append(cut)
+    return kept
 
 
 class _Output:

@@ -1,0 +1,164 @@
+"""The syntactic layer: an llguidance matcher over the Python grammar, per request.
+
+One compiled matcher per grammar text is kept (the grammar depends on the
+cursor's indentation and the mode) and deep-copied for each request. The
+statement's text before the cursor is consumed before decoding, so the model
+continues that statement. Masks are computed in a worker thread while llama.cpp
+runs the forward pass: both release the GIL.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import warnings
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import llguidance
+import llguidance.llamacpp
+import llguidance.numpy as llnumpy
+import numpy as np
+from llguidance import LLMatcher
+
+from accs_lsp.constraints.python_grammar import python_grammar
+
+if TYPE_CHECKING:
+    from accs_lsp.models.llama import LlamaModel
+
+COMPILED_GRAMMARS_KEPT = 32
+# One thread computes masks for every request: requests run one at a time on the model's worker.
+_MASK_WORKER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="accs-mask")
+
+
+class GrammarError(ValueError):
+    """A grammar llguidance cannot compile, or code the grammar cannot continue."""
+
+
+def tokenizer_for(model: "LlamaModel") -> llguidance.LLTokenizer:
+    """The model's vocabulary for llguidance, with every end-of-generation token as EOS."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # one per token from llama-cpp-python 0.3.36
+        return llguidance.llamacpp.lltokenizer_from_vocab(model.vocab, eos_token=sorted(model.eog_tokens))
+
+
+class GrammarCache:
+    """Compiled matchers per grammar text, for one tokenizer; a request gets a copy."""
+
+    def __init__(self, tokenizer: llguidance.LLTokenizer) -> None:
+        self.tokenizer = tokenizer
+        self._compiled: OrderedDict[str, LLMatcher] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def matcher(self, grammar: str) -> LLMatcher:
+        with self._lock:
+            compiled = self._compiled.get(grammar)
+            if compiled is None:
+                compiled = self._compile(grammar)
+                self._compiled[grammar] = compiled
+                if len(self._compiled) > COMPILED_GRAMMARS_KEPT:
+                    self._compiled.popitem(last=False)
+            self._compiled.move_to_end(grammar)
+            return compiled.deep_copy()
+
+    def _compile(self, grammar: str) -> LLMatcher:
+        error = LLMatcher.validate_grammar(grammar, self.tokenizer)
+        if error:
+            raise GrammarError(f"grammar does not compile: {error.strip().splitlines()[0]}")
+        return LLMatcher(self.tokenizer, LLMatcher.grammar_from_lark(grammar), log_level=0)
+
+
+class SyntaxConstraint:
+    """Keeps the decoded tokens inside the grammar (implements decoding.TokenConstraint).
+
+    `suffix_tokens` are the rest of the line after the cursor: the completion is
+    complete only where the grammar also accepts them after it.
+    """
+
+    def __init__(self, matcher: LLMatcher, vocab_size: int, suffix_tokens: Sequence[int] = ()) -> None:
+        self.matcher = matcher
+        self.vocab_size = vocab_size
+        self.suffix_tokens = list(suffix_tokens)
+        self._bitmask = llnumpy.allocate_token_bitmask(1, vocab_size)
+        self._pending: concurrent.futures.Future[None] | None = None
+
+    def consume_prefix(self, tokens: Sequence[int]) -> None:
+        """Feed the statement's text before the cursor (already in the buffer)."""
+        consumed = self.matcher.consume_tokens(list(tokens)) if tokens else True
+        if not consumed or self.matcher.is_error():
+            raise GrammarError(f"the grammar cannot continue this code: {self.matcher.get_error()}")
+
+    def start_next_mask(self) -> None:
+        self._pending = _MASK_WORKER.submit(llnumpy.fill_next_token_bitmask, self.matcher, self._bitmask, 0)
+
+    def _wait_for_mask(self) -> None:
+        """The matcher must not be touched while the worker computes a mask with it."""
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+    def mask_logits(self, logits: np.ndarray) -> None:
+        if self._pending is None:
+            self.start_next_mask()
+        self._wait_for_mask()
+        llnumpy.apply_token_bitmask_inplace(logits[: self.vocab_size].reshape(1, -1), self._bitmask)
+        logits[self.vocab_size :] = -np.inf  # padding rows some GGUFs have beyond the tokenizer's vocabulary
+
+    def allows(self, token: int) -> bool:
+        return bool(self._bitmask[0, token >> 5] >> (token & 31) & 1)
+
+    def accept(self, tokens: Sequence[int]) -> None:
+        self._wait_for_mask()
+        if not self.matcher.consume_tokens(list(tokens)):
+            raise GrammarError(f"the grammar refused a token: {self.matcher.get_error()}")
+
+    def forced_tokens(self) -> list[int]:
+        self._wait_for_mask()
+        return list(self.matcher.compute_ff_tokens())
+
+    def is_finished(self) -> bool:
+        self._wait_for_mask()
+        return self.matcher.is_stopped()
+
+    def is_complete(self) -> bool:
+        """Whether the text so far, followed by the rest of the line, is a complete construct."""
+        self._wait_for_mask()
+        if not self.suffix_tokens:
+            return self.matcher.is_accepting() or self.matcher.is_stopped() and not self.matcher.is_error()
+        probe = self.matcher.deep_copy()
+        return probe.consume_tokens(self.suffix_tokens) and (probe.is_accepting() or probe.is_stopped())
+
+
+def syntax_constraint(
+    grammars: GrammarCache,
+    tokenize: Callable[[str], list[int]],
+    *,
+    mode: str,
+    indent: str,
+    indent_unit: str,
+    statement_prefix: str,
+    line_suffix: str,
+    healed_text: str = "",
+) -> SyntaxConstraint:
+    """The constraint for one request, having consumed the statement's text before the cursor.
+
+    `healed_text` is the end of the text before the cursor that token healing took
+    back from the prompt: the model writes it again, under the grammar. Where it
+    reaches back before the statement (a newline and indentation), the grammar
+    begins with that text as a literal.
+
+    Raises GrammarError when the grammar cannot continue that text (a comment, code
+    the grammar does not cover): the caller then relaxes to unconstrained decoding.
+    """
+    in_statement = min(len(healed_text), len(statement_prefix))
+    lead = healed_text[: len(healed_text) - in_statement]
+    grammar = python_grammar(
+        indent=indent, mode="line" if mode == "line" else "block", indent_unit=indent_unit, lead=lead
+    )
+    constraint = SyntaxConstraint(
+        grammars.matcher(grammar),
+        grammars.tokenizer.vocab_size,
+        tokenize(line_suffix) if line_suffix.strip() else (),
+    )
+    constraint.consume_prefix(tokenize(statement_prefix[: len(statement_prefix) - in_statement]))
+    return constraint
