@@ -1,4 +1,4 @@
-"""Command line: `accs-lsp serve | complete | doctor | bench`."""
+"""Command line: `accs-lsp serve | complete | doctor | bench | eval`."""
 
 from __future__ import annotations
 
@@ -50,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--file", type=Path, default=FIXTURES / "geometry.py", help="document to complete at its end")
     server.add_argument("--rounds", type=positive_int, default=10, help="completions after the first")
     server.add_argument("--model", metavar="PATH")
+
+    evaluate = commands.add_parser("eval", help="measure completion quality, constrained against unconstrained")
+    evaluations = evaluate.add_subparsers(dest="evaluation", required=True)
+    parse_rate = evaluations.add_parser("parse", help="share of completions that leave the buffer parseable")
+    parse_rate.add_argument("--fixtures", type=Path, default=FIXTURES, help="directory of .py files to take holes from")
+    parse_rate.add_argument("--per-kind", type=positive_int, default=4, help="holes of each kind per file")
+    parse_rate.add_argument("--humaneval", type=int, default=0, metavar="N", help="also the first N HumanEval bodies")
+    parse_rate.add_argument("--max-tokens", type=positive_int, default=64)
+    parse_rate.add_argument("--model", metavar="PATH")
     return parser
 
 
@@ -62,7 +71,7 @@ def positive_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    handlers = {"serve": run_serve, "complete": run_complete, "doctor": run_doctor, "bench": run_bench}
+    handlers = {"serve": run_serve, "complete": run_complete, "doctor": run_doctor, "bench": run_bench, "eval": run_eval}
     try:
         return handlers[arguments.command](arguments)
     except UsageError as error:
@@ -178,4 +187,22 @@ def run_bench(arguments: argparse.Namespace) -> int:
     if not arguments.file.is_file():
         raise UsageError(f"no such file: {arguments.file}")
     print(server.run(arguments.file, arguments.rounds, arguments.model))
+    return 0
+
+
+def run_eval(arguments: argparse.Namespace) -> int:
+    from accs_lsp.completion.engine import CompletionEngine
+    from accs_lsp.eval import parse_rate
+
+    if not arguments.fixtures.is_dir():
+        raise UsageError(f"no such directory: {arguments.fixtures}")
+    engine = CompletionEngine(load_model(arguments.model))
+    levels = ("none", "syntax")
+    holes = parse_rate.fixture_holes(arguments.fixtures, arguments.per_kind)
+    outcomes = parse_rate.complete_holes(engine, holes, levels, arguments.max_tokens)
+    print(parse_rate.summary(outcomes, f"fixtures ({arguments.fixtures})"))
+    if arguments.humaneval:
+        holes = parse_rate.humaneval_holes(arguments.humaneval)
+        outcomes = parse_rate.complete_holes(engine, holes, levels, arguments.max_tokens)
+        print(parse_rate.summary(outcomes, "HumanEval function bodies"))
     return 0

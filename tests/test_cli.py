@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from accs_lsp.cli import cursor_offset, parse_location, UsageError
+from accs_lsp.completion.validation import parses
 
 
 def run(*arguments: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -37,6 +38,19 @@ def test_complete_works_on_every_fixture(fixture_files):
         assert output["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
         assert 0 < output["tokens"] <= 8
         assert {"text", "latency_ms", "stop_reason"} <= output.keys()
+
+
+def test_syntax_constrained_completion_on_every_fixture(fixture_files):
+    for path in fixture_files:
+        result = run("complete", end_of_first_def(path), "--constraints", "syntax", "--max-tokens", "12", "--json")
+        assert result.returncode == 0, result.stderr
+        output = json.loads(result.stdout)
+        assert output["constraints"] == "syntax" and output["relaxed"] is None
+        source = path.read_text()
+        _, line, column = parse_location(end_of_first_def(path))
+        offset = cursor_offset(source, line, column)
+        if parses(source):
+            assert parses(source[:offset] + output["text"] + source[offset:]), output["text"]
 
 
 def test_plain_output_is_the_inserted_text(fixture_files):

@@ -173,3 +173,13 @@ async def test_stale_result_is_dropped_when_document_changes(client: LanguageCli
     )
     result = await request
     assert result is not None and len(result.items) == 0
+
+
+async def test_syntax_constrained_inline_completion(client: LanguageClient):
+    await start(client, constraints="syntax", maxTokens=24)
+    inline = await client.text_document_inline_completion_async(inline_params(6, 4))
+    assert inline is not None and inline.items
+    text = inline.items[0].insert_text
+    lines = SOURCE.split("\n")
+    lines[6] = "    " + text
+    compile("\n".join(lines), "example.py", "exec")  # raises SyntaxError if the completion broke the file

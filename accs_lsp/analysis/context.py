@@ -86,8 +86,11 @@ def cursor_context(document: Snapshot, offset: int) -> CursorContext:
     line_end = text.find("\n", offset)
     line_suffix = text[offset : len(text) if line_end == -1 else line_end]
 
-    # Trailing blanks belong to no node: look up the statement from the last character typed.
-    probe = offset - (len(line_prefix) - len(line_prefix.rstrip(" \t")))
+    # Trailing blanks belong to no node: look up the statement from the last character typed
+    # on this line. On a line with nothing typed yet, the cursor itself tells (a continuation
+    # line inside brackets belongs to its statement; the first line of a body does not).
+    trailing_blanks = len(line_prefix) - len(line_prefix.rstrip(" \t"))
+    probe = offset if trailing_blanks == len(line_prefix) else offset - trailing_blanks
     statement = enclosing_statement(document, probe) or statement_in_broken_code(document, offset)
     statement_start = statement.start if statement else line_start + indentation_width(line_prefix)
     statement_start = min(statement_start, offset)
@@ -184,7 +187,7 @@ def statement_in_error(document: Snapshot, error: tree_sitter.Node, offset: int)
 
 def in_header(node: tree_sitter.Node, byte: int) -> bool:
     body = node.child_by_field_name("body") or node.child_by_field_name("consequence")
-    return body is None or byte <= body.start_byte
+    return body is None or byte < body.start_byte
 
 
 def char_offset(document: Snapshot, byte: int) -> int:

@@ -22,6 +22,7 @@ import numpy as np
 from llguidance import LLMatcher
 
 from accs_lsp.constraints.python_grammar import python_grammar
+from accs_lsp.decoding.generator import ConstraintFailed
 
 if TYPE_CHECKING:
     from accs_lsp.models.llama import LlamaModel
@@ -64,7 +65,7 @@ class GrammarCache:
     def _compile(self, grammar: str) -> LLMatcher:
         error = LLMatcher.validate_grammar(grammar, self.tokenizer)
         if error:
-            raise GrammarError(f"grammar does not compile: {error.strip().splitlines()[0]}")
+            raise GrammarError(f"grammar does not compile: {first_line(error)}")
         return LLMatcher(self.tokenizer, LLMatcher.grammar_from_lark(grammar), log_level=0)
 
 
@@ -86,7 +87,7 @@ class SyntaxConstraint:
         """Feed the statement's text before the cursor (already in the buffer)."""
         consumed = self.matcher.consume_tokens(list(tokens)) if tokens else True
         if not consumed or self.matcher.is_error():
-            raise GrammarError(f"the grammar cannot continue this code: {self.matcher.get_error()}")
+            raise GrammarError(f"the grammar cannot continue this code: {first_line(self.matcher.get_error())}")
 
     def start_next_mask(self) -> None:
         self._pending = _MASK_WORKER.submit(llnumpy.fill_next_token_bitmask, self.matcher, self._bitmask, 0)
@@ -110,7 +111,7 @@ class SyntaxConstraint:
     def accept(self, tokens: Sequence[int]) -> None:
         self._wait_for_mask()
         if not self.matcher.consume_tokens(list(tokens)):
-            raise GrammarError(f"the grammar refused a token: {self.matcher.get_error()}")
+            raise ConstraintFailed(f"the grammar refused a token: {first_line(self.matcher.get_error())}")
 
     def forced_tokens(self) -> list[int]:
         self._wait_for_mask()
@@ -161,4 +162,12 @@ def syntax_constraint(
         tokenize(line_suffix) if line_suffix.strip() else (),
     )
     constraint.consume_prefix(tokenize(statement_prefix[: len(statement_prefix) - in_statement]))
+    healed_in_statement = healed_text[len(lead) :]
+    if healed_in_statement and not constraint.matcher.deep_copy().consume_tokens(tokenize(healed_in_statement)):
+        raise GrammarError(f"the grammar cannot continue this code with {healed_in_statement!r}")
     return constraint
+
+
+def first_line(error: str) -> str:
+    """llguidance's errors go on with the parser state and the whole grammar."""
+    return error.strip().splitlines()[0] if error.strip() else "unknown error"

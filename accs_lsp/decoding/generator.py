@@ -29,6 +29,11 @@ class StopReason(str, Enum):
     CANCELLED = "cancelled"
     TIMEOUT = "timeout"
     CONTEXT_FULL = "context_full"
+    CONSTRAINT_FAILED = "constraint_failed"
+
+
+class ConstraintFailed(Exception):
+    """A constraint cannot follow the tokens chosen: generation ends with what is complete."""
 
 
 class TokenConstraint(Protocol):
@@ -136,11 +141,11 @@ class Generator:
                 reason = StopReason.END_OF_GENERATION
                 break
             if constraint is not None:
-                constraint.accept(tokens)
-                forced = constraint.forced_tokens()
-                if forced:
-                    constraint.accept(forced)
-                    tokens = tokens + forced
+                try:
+                    tokens = tokens + self._follow(constraint, tokens)
+                except ConstraintFailed:
+                    reason = StopReason.CONSTRAINT_FAILED
+                    break
             generated += len(tokens)
             for token in tokens:
                 output.add(self.model.token_bytes(token))
@@ -168,6 +173,15 @@ class Generator:
             complete_lengths=tuple(complete_lengths),
             mask_wait_seconds=mask_wait,
         )
+
+    @staticmethod
+    def _follow(constraint: TokenConstraint, tokens: list[int]) -> list[int]:
+        """Feed the chosen tokens to the constraint; return the tokens it then forces."""
+        constraint.accept(tokens)
+        forced = constraint.forced_tokens()
+        if forced:
+            constraint.accept(forced)
+        return forced
 
     def _next_tokens(self, logits: np.ndarray, output: "_Output") -> list[int]:
         """The sampler's token, or while healing, the best token that re-creates the removed text."""

@@ -1,0 +1,1 @@
+"""Quality evaluation: constrained against unconstrained decoding on the same holes."""
