@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--file", type=Path, default=FIXTURES / "geometry.py", help="document to complete at its end")
     server.add_argument("--rounds", type=positive_int, default=10, help="completions after the first")
     server.add_argument("--model", metavar="PATH")
+    mask = benches.add_parser("mask", help="syntax mask time per token and constrained/unconstrained throughput")
+    mask.add_argument("--models", default="smollm2,gemma3", help="vocabularies for mask times (names or GGUF paths)")
+    mask.add_argument("--throughput-models", default="smollm2", help="models for the throughput ratio")
+    mask.add_argument("--max-tokens", type=positive_int, default=48)
 
     evaluate = commands.add_parser("eval", help="measure completion quality, constrained against unconstrained")
     evaluations = evaluate.add_subparsers(dest="evaluation", required=True)
@@ -182,6 +186,12 @@ def run_doctor(arguments: argparse.Namespace) -> int:
 
 
 def run_bench(arguments: argparse.Namespace) -> int:
+    if arguments.bench == "mask":
+        from accs_lsp.bench import mask
+
+        models, throughput = arguments.models.split(","), arguments.throughput_models.split(",")
+        print(mask.run(models, throughput, FIXTURES, arguments.max_tokens))
+        return 0
     from accs_lsp.bench import server
 
     if not arguments.file.is_file():

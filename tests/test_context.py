@@ -68,3 +68,20 @@ def test_comment_and_string_are_recognised():
     assert context_at("x = 1  # note |\n").in_string_or_comment
     assert context_at('s = "abc|"\n').in_string_or_comment
     assert not context_at("s = abc|\n").in_string_or_comment
+
+
+def test_first_statement_of_a_body_starts_at_the_cursor():
+    for source in (
+        "def f(x: int) -> int:\n    |return x\n",
+        "@dataclass\nclass A:\n    def f(self) -> int:\n        |return 1\n",
+        "@cache\ndef f() -> int:\n    |return 1\n",
+    ):
+        context = context_at(source)
+        assert context.statement_prefix == "", source
+        assert context.at_statement_start
+
+
+def test_header_of_a_decorated_definition_starts_at_def():
+    context = context_at("@cache\ndef f(x|) -> int:\n    return 1\n")
+    assert context.statement_kind == "function_definition"
+    assert context.statement_prefix == "def f(x"

@@ -186,6 +186,8 @@ def statement_in_error(document: Snapshot, error: tree_sitter.Node, offset: int)
 
 
 def in_header(node: tree_sitter.Node, byte: int) -> bool:
+    if node.type == "decorated_definition":
+        node = node.child_by_field_name("definition") or node
     body = node.child_by_field_name("body") or node.child_by_field_name("consequence")
     return body is None or byte < body.start_byte
 

@@ -11,7 +11,7 @@ from accs_lsp.decoding.generator import Sampler
 from accs_lsp.documents import Snapshot
 from accs_lsp.models import LlamaModel
 from accs_lsp.completion.options import Completion, CompletionOptions
-from accs_lsp.completion.validation import first_parsing, parses
+from accs_lsp.completion.validation import first_parsing
 from accs_lsp.constraints.python_grammar import infer_indent_unit
 from accs_lsp.constraints.syntax import GrammarCache, GrammarError, SyntaxConstraint, syntax_constraint, tokenizer_for
 from accs_lsp.settings import MIN_PROMPT_TOKENS
@@ -62,10 +62,12 @@ class CompletionEngine:
             constraint=constraint,
         )
         suffix = document.text[offset:]
-        if constraint is None:
+        if not constrained:
             text, rejections = tidy(result.text, context, mode, suffix), 0
         else:
-            candidates = [result.text[:length] for length in sorted(set(result.complete_lengths), reverse=True)]
+            # Where the grammar could not be applied, whole lines are the cut points to try.
+            lengths = result.complete_lengths if constraint is not None else line_ends(result.text)
+            candidates = [result.text[:length] for length in sorted(set(lengths), reverse=True)]
             tidied = [tidy(candidate, context, mode, suffix) for candidate in candidates] + [""]
             text, rejections = first_parsing(document.text, offset, tidied)
         return Completion(
@@ -81,6 +83,7 @@ class CompletionEngine:
             tokens_per_second=round(result.tokens_per_second, 1),
             relaxed=relaxed,
             parser_rejections=rejections,
+            constraint_ms=round(result.constraint_seconds * 1000, 2),
         )
 
     def _syntax_constraint(
@@ -103,6 +106,10 @@ class CompletionEngine:
             )
         except GrammarError as error:
             return None, f"syntax constraint not applied: {error}"
+
+
+def line_ends(text: str) -> list[int]:
+    return [index for index, character in enumerate(text) if character == "\n"] + [len(text)]
 
 
 def tidy(text: str, context: CursorContext, mode: str, suffix: str) -> str:

@@ -53,6 +53,8 @@ class Completion:
     relaxed: str | None = None
     # Grammar-complete cut points that the parser check of the spliced buffer refused.
     parser_rejections: int = 0
+    # Time the constraint layers took on the decoding loop's critical path.
+    constraint_ms: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

@@ -69,8 +69,9 @@ class GenerationResult:
     decode_seconds: float
     # Lengths of `text` at which the constraint saw a complete construct (empty without one).
     complete_lengths: tuple[int, ...] = ()
-    # Time the loop spent waiting for masks that were not ready when the forward pass ended.
-    mask_wait_seconds: float = 0.0
+    # Time the constraint took on the critical path: waiting for a mask not ready when the
+    # forward pass ended, applying it, and checking whether the construct is complete.
+    constraint_seconds: float = 0.0
 
     @property
     def tokens_per_second(self) -> float:
@@ -113,7 +114,7 @@ class Generator:
         started = time.perf_counter()
         output = _Output(prompt.healed_text)
         complete_lengths: list[int] = []
-        mask_wait = 0.0
+        constraint_time = 0.0
         reason = StopReason.MAX_TOKENS
         generated = 0
         while generated < max_tokens:
@@ -131,7 +132,7 @@ class Generator:
                 waited = time.perf_counter()
                 preferred = int(np.argmax(logits)) if constraint.is_complete() else None
                 constraint.mask_logits(logits)
-                mask_wait += time.perf_counter() - waited
+                constraint_time += time.perf_counter() - waited
                 if preferred is not None and not constraint.allows(preferred) and not output.pending_healing:
                     # The construct is complete and the model wants to go on with something else.
                     reason = StopReason.STOP_RULE
@@ -171,7 +172,7 @@ class Generator:
             prefill_seconds=prefill.seconds,
             decode_seconds=time.perf_counter() - started,
             complete_lengths=tuple(complete_lengths),
-            mask_wait_seconds=mask_wait,
+            constraint_seconds=constraint_time,
         )
 
     @staticmethod
