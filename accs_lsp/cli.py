@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     mask.add_argument("--models", default="smollm2,gemma3", help="vocabularies for mask times (names or GGUF paths)")
     mask.add_argument("--throughput-models", default="smollm2", help="models for the throughput ratio")
     mask.add_argument("--max-tokens", type=positive_int, default=48)
+    mask.add_argument("--rounds", type=positive_int, default=3, help="passes over the holes for the throughput")
 
     evaluate = commands.add_parser("eval", help="measure completion quality, constrained against unconstrained")
     evaluations = evaluate.add_subparsers(dest="evaluation", required=True)
@@ -190,7 +191,7 @@ def run_bench(arguments: argparse.Namespace) -> int:
         from accs_lsp.bench import mask
 
         models, throughput = arguments.models.split(","), arguments.throughput_models.split(",")
-        print(mask.run(models, throughput, FIXTURES, arguments.max_tokens))
+        print(mask.run(models, throughput, FIXTURES, arguments.max_tokens, arguments.rounds))
         return 0
     from accs_lsp.bench import server
 

@@ -4,9 +4,10 @@
    tokenized with each model's vocabulary and fed token by token to a matcher of the
    block grammar; each step times llguidance's `fill_next_token_bitmask`, the work the
    decoding loop overlaps with the forward pass. Also the time to apply a mask to the
-   logits in place, which is on the critical path.
-2. Throughput: the same holes are completed unconstrained and with syntax constraints,
-   alternating, with the same engine; tokens per second of the decoding loop, and the
+   logits in place, on the critical path when the model's first choice is not allowed.
+2. Throughput: the same holes are completed unconstrained and with syntax constraints
+   (masks overlapped with the forward pass, and masks on demand), alternating, with
+   the same engine; tokens per second of the decoding loop, and the
    time per token the constraint took on the critical path (waiting for a mask not
    ready when the forward pass ended, applying it, checking for a complete construct).
 """
@@ -25,7 +26,7 @@ import numpy as np
 from accs_lsp.completion import CompletionOptions
 from accs_lsp.completion.engine import CompletionEngine
 from accs_lsp.constraints.python_grammar import python_grammar
-from accs_lsp.constraints.syntax import GrammarCache, tokenizer_for
+from accs_lsp.constraints.syntax import GrammarCache, apply_mask, penalty_buffer, tokenizer_for
 from accs_lsp.documents import Document
 from accs_lsp.eval.holes import Hole
 from accs_lsp.eval.parse_rate import fixture_holes
@@ -43,15 +44,20 @@ class MaskFigures:
     apply_us: list[float]
 
 
-@dataclass(frozen=True)
+# The variants compared: (label, constraint level, masks computed during the forward pass).
+VARIANTS = (("unconstrained", "none", False), ("syntax, overlapped", "syntax", True), ("syntax, on demand", "syntax", False))
+
+
+@dataclass
 class ThroughputFigures:
     holes: int
+    rounds: int
     tokens: dict[str, int]
     decode_seconds: dict[str, float]
-    constraint_seconds: float
+    constraint_seconds: dict[str, float]
 
-    def tokens_per_second(self, level: str) -> float:
-        return self.tokens[level] / self.decode_seconds[level] if self.decode_seconds[level] else 0.0
+    def tokens_per_second(self, label: str) -> float:
+        return self.tokens[label] / self.decode_seconds[label] if self.decode_seconds[label] else 0.0
 
 
 def code_samples(fixtures: Path) -> list[str]:
@@ -64,7 +70,8 @@ def measure_masks(model: LlamaModel, sources: list[str]) -> MaskFigures:
     grammars = GrammarCache(tokenizer_for(model))
     grammar = python_grammar(indent="", mode="block")
     bitmask = llnumpy.allocate_token_bitmask(1, grammars.tokenizer.vocab_size)
-    logits = np.zeros((1, grammars.tokenizer.vocab_size), dtype=np.float32)
+    logits = np.zeros(grammars.tokenizer.vocab_size, dtype=np.float32)
+    penalty = penalty_buffer(bitmask)
     fill_us: list[float] = []
     apply_us: list[float] = []
     for source in sources:
@@ -73,7 +80,7 @@ def measure_masks(model: LlamaModel, sources: list[str]) -> MaskFigures:
             started = time.perf_counter()
             llnumpy.fill_next_token_bitmask(matcher, bitmask, 0)
             filled = time.perf_counter()
-            llnumpy.apply_token_bitmask_inplace(logits, bitmask)
+            apply_mask(logits, bitmask, penalty, len(logits))
             applied = time.perf_counter()
             if not matcher.consume_token(token):
                 break  # code the grammar does not cover (deeper than its unrolled blocks): next sample
@@ -82,21 +89,22 @@ def measure_masks(model: LlamaModel, sources: list[str]) -> MaskFigures:
     return MaskFigures(grammars.tokenizer.vocab_size, len(fill_us), fill_us, apply_us)
 
 
-def measure_throughput(engine: CompletionEngine, holes: list[Hole], max_tokens: int) -> ThroughputFigures:
-    tokens = {"none": 0, "syntax": 0}
-    seconds = {"none": 0.0, "syntax": 0.0}
-    constraint_time = 0.0
-    for hole in holes:
-        snapshot = Document(f"file:///bench/{hole.name}", hole.text).snapshot()
-        for level in ("none", "syntax"):
-            options = CompletionOptions(constraints=level, max_tokens=max_tokens, timeout_ms=None)
-            completion = engine.complete(snapshot, hole.offset, options)
-            if completion.tokens and completion.tokens_per_second:
-                tokens[level] += completion.tokens
-                seconds[level] += completion.tokens / completion.tokens_per_second
-            if level == "syntax":
-                constraint_time += completion.constraint_ms / 1000
-    return ThroughputFigures(len(holes), tokens, seconds, constraint_time)
+def measure_throughput(engine: CompletionEngine, holes: list[Hole], max_tokens: int, rounds: int) -> ThroughputFigures:
+    """Each hole completed by every variant in turn, `rounds` times, so that drift hits all alike."""
+    labels = [label for label, _, _ in VARIANTS]
+    figures = ThroughputFigures(len(holes), rounds, dict.fromkeys(labels, 0), dict.fromkeys(labels, 0.0), dict.fromkeys(labels, 0.0))
+    for _ in range(rounds):
+        for hole in holes:
+            snapshot = Document(f"file:///bench/{hole.name}", hole.text).snapshot()
+            for label, level, overlap in VARIANTS:
+                engine.overlap_masks = overlap
+                options = CompletionOptions(constraints=level, max_tokens=max_tokens, timeout_ms=None)
+                completion = engine.complete(snapshot, hole.offset, options)
+                decode_seconds = completion.decode_ms / 1000
+                figures.tokens[label] += round(completion.tokens_per_second * decode_seconds)
+                figures.decode_seconds[label] += decode_seconds
+                figures.constraint_seconds[label] += completion.constraint_ms / 1000
+    return figures
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -116,15 +124,18 @@ def mask_rows(name: str, figures: MaskFigures) -> list[str]:
 
 
 def throughput_rows(name: str, figures: ThroughputFigures) -> list[str]:
-    none, syntax = figures.tokens_per_second("none"), figures.tokens_per_second("syntax")
-    constraint_us = figures.constraint_seconds / max(figures.tokens["syntax"], 1) * 1e6
-    return [
-        f"{name}: decoding on {figures.holes} holes, alternating levels",
-        f"  unconstrained {none:7.1f} tok/s ({figures.tokens['none']} tokens)"
-        f"   syntax {syntax:7.1f} tok/s ({figures.tokens['syntax']} tokens)",
-        f"  ratio syntax/unconstrained {syntax / none if none else float('nan'):.3f}   (target >= 0.97)"
-        f"   constraint on the critical path {constraint_us:.0f} µs/token",
-    ]
+    baseline = figures.tokens_per_second("unconstrained")
+    rows = [f"{name}: decoding, {figures.holes} holes x {figures.rounds} rounds, variants alternating"]
+    for label, _, _ in VARIANTS:
+        rate = figures.tokens_per_second(label)
+        ratio = rate / baseline if baseline else float("nan")
+        constraint_us = figures.constraint_seconds[label] / max(figures.tokens[label], 1) * 1e6
+        rows.append(
+            f"  {label:20} {rate:7.1f} tok/s  ratio {ratio:5.3f}  ({figures.tokens[label]} tokens run,"
+            f" constraint on the critical path {constraint_us:4.0f} µs/token)"
+        )
+    rows.append("  target: ratio >= 0.97")
+    return rows
 
 
 def load_models(names: list[str], vocab_only: bool) -> list[tuple[str, LlamaModel]]:
@@ -146,7 +157,7 @@ def load_models(names: list[str], vocab_only: bool) -> list[tuple[str, LlamaMode
     return models
 
 
-def run(models: list[str], throughput_models: list[str], fixtures: Path, max_tokens: int) -> str:
+def run(models: list[str], throughput_models: list[str], fixtures: Path, max_tokens: int, rounds: int) -> str:
     rows: list[str] = []
     sources = code_samples(fixtures)
     for name, model in load_models(models, vocab_only=True):
@@ -155,5 +166,5 @@ def run(models: list[str], throughput_models: list[str], fixtures: Path, max_tok
     for name, model in load_models(throughput_models, vocab_only=False):
         engine = CompletionEngine(model)
         engine.grammars  # the tokenizer is built once per model, not in the timed loop
-        rows += throughput_rows(name, measure_throughput(engine, holes, max_tokens))
+        rows += throughput_rows(name, measure_throughput(engine, holes, max_tokens, rounds))
     return "\n".join(rows)

@@ -13,15 +13,24 @@ from accs_lsp.models import LlamaModel
 from accs_lsp.completion.options import Completion, CompletionOptions
 from accs_lsp.completion.validation import first_parsing
 from accs_lsp.constraints.python_grammar import infer_indent_unit
-from accs_lsp.constraints.syntax import GrammarCache, GrammarError, SyntaxConstraint, syntax_constraint, tokenizer_for
+from accs_lsp.constraints.syntax import (
+    GrammarCache,
+    GrammarError,
+    SyntaxConstraint,
+    spare_core_for_masks,
+    syntax_constraint,
+    tokenizer_for,
+)
 from accs_lsp.settings import MIN_PROMPT_TOKENS
 
 class CompletionEngine:
     """Turns (document, cursor) into a completion. Not thread-safe: call from one thread."""
 
-    def __init__(self, model: LlamaModel, context_tokens: int = 1024) -> None:
+    def __init__(self, model: LlamaModel, context_tokens: int = 1024, overlap_masks: bool | None = None) -> None:
+        """`overlap_masks`: compute masks during the forward pass (None: when a core is spare for it)."""
         self.model = model
         self.context_tokens = context_tokens
+        self.overlap_masks = spare_core_for_masks(model.threads) if overlap_masks is None else overlap_masks
         self._grammars: GrammarCache | None = None
 
     @property
@@ -84,6 +93,7 @@ class CompletionEngine:
             relaxed=relaxed,
             parser_rejections=rejections,
             constraint_ms=round(result.constraint_seconds * 1000, 2),
+            decode_ms=round(result.decode_seconds * 1000, 2),
         )
 
     def _syntax_constraint(
@@ -101,6 +111,7 @@ class CompletionEngine:
                     statement_prefix=statement_prefix,
                     line_suffix=context.line_suffix,
                     healed_text=healed_text,
+                    overlap=self.overlap_masks,
                 ),
                 None,
             )

@@ -48,13 +48,15 @@ class Completion:
     stop_reason: str
     prompt_tokens: int
     reused_prompt_tokens: int
-    tokens_per_second: float
+    tokens_per_second: float  # tokens run through the model per second of the decoding loop
     # Why a requested constraint layer was not applied (None when it was, or none was asked for).
     relaxed: str | None = None
     # Grammar-complete cut points that the parser check of the spliced buffer refused.
     parser_rejections: int = 0
     # Time the constraint layers took on the decoding loop's critical path.
     constraint_ms: float = 0.0
+    # Time of the decoding loop (after the prompt's prefill).
+    decode_ms: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

@@ -10,6 +10,7 @@ runs the forward pass: both release the GIL.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import threading
 import warnings
 from collections import OrderedDict
@@ -28,6 +29,20 @@ if TYPE_CHECKING:
     from accs_lsp.models.llama import LlamaModel
 
 COMPILED_GRAMMARS_KEPT = 32
+
+
+def spare_core_for_masks(model_threads: int) -> bool:
+    """Whether a mask worker thread can run beside llama.cpp's threads without taking a core from them."""
+    return (os.cpu_count() or 1) > model_threads
+
+# Row b holds 0.0 where bit i of byte b is set and -inf elsewhere: a mask is applied by
+# gathering one row per byte of the bitmask and adding the result to the logits, several
+# times faster than llguidance.numpy.apply_token_bitmask_inplace on these vocabularies.
+_PENALTY_ROWS = np.where(
+    np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little").astype(bool),
+    np.float32(0.0),
+    np.float32(-np.inf),
+).astype(np.float32)
 # One thread computes masks for every request: requests run one at a time on the model's worker.
 _MASK_WORKER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="accs-mask")
 
@@ -69,27 +84,51 @@ class GrammarCache:
         return LLMatcher(self.tokenizer, LLMatcher.grammar_from_lark(grammar), log_level=0)
 
 
+def penalty_buffer(bitmask: np.ndarray) -> np.ndarray:
+    return np.empty((bitmask.shape[1] * 4, 8), dtype=np.float32)
+
+
+def apply_mask(logits: np.ndarray, bitmask: np.ndarray, penalty: np.ndarray, vocab_size: int) -> None:
+    """Set the logits of the tokens `bitmask` forbids to -inf, in place (`penalty` is scratch space)."""
+    np.take(_PENALTY_ROWS, bitmask[0].view(np.uint8), axis=0, out=penalty)
+    logits[:vocab_size] += penalty.reshape(-1)[:vocab_size]
+    logits[vocab_size:] = -np.inf  # padding rows some GGUFs have beyond the tokenizer's vocabulary
+
+
 class SyntaxConstraint:
     """Keeps the decoded tokens inside the grammar (implements decoding.TokenConstraint).
 
     `suffix_tokens` are the rest of the line after the cursor: the completion is
     complete only where the grammar also accepts them after it.
+
+    `overlap`: compute each next mask in a worker thread during the forward pass. Where
+    llama.cpp already keeps every core busy, that thread only slows the forward pass;
+    without it, a token is checked on its own and the full mask is computed only when
+    the model's choice is not allowed (or for sampling and healing).
     """
 
-    def __init__(self, matcher: LLMatcher, vocab_size: int, suffix_tokens: Sequence[int] = ()) -> None:
+    def __init__(
+        self, matcher: LLMatcher, vocab_size: int, suffix_tokens: Sequence[int] = (), overlap: bool = True
+    ) -> None:
         self.matcher = matcher
+        self.overlap = overlap
         self.vocab_size = vocab_size
         self.suffix_tokens = list(suffix_tokens)
         self._bitmask = llnumpy.allocate_token_bitmask(1, vocab_size)
+        self._penalty = penalty_buffer(self._bitmask)
         self._pending: concurrent.futures.Future[None] | None = None
+        self._mask_is_current = False
 
     def consume_prefix(self, tokens: Sequence[int]) -> None:
         """Feed the statement's text before the cursor (already in the buffer)."""
+        self._mask_is_current = False
         consumed = self.matcher.consume_tokens(list(tokens)) if tokens else True
         if not consumed or self.matcher.is_error():
             raise GrammarError(f"the grammar cannot continue this code: {first_line(self.matcher.get_error())}")
 
     def start_next_mask(self) -> None:
+        if not self.overlap:
+            return
         self._pending = _MASK_WORKER.submit(llnumpy.fill_next_token_bitmask, self.matcher, self._bitmask, 0)
 
     def _wait_for_mask(self) -> None:
@@ -97,19 +136,31 @@ class SyntaxConstraint:
         if self._pending is not None:
             self._pending.result()
             self._pending = None
+            self._mask_is_current = True
+
+    def _current_mask(self) -> np.ndarray:
+        self._wait_for_mask()
+        if not self._mask_is_current:
+            llnumpy.fill_next_token_bitmask(self.matcher, self._bitmask, 0)
+            self._mask_is_current = True
+        return self._bitmask
 
     def mask_logits(self, logits: np.ndarray) -> None:
-        if self._pending is None:
-            self.start_next_mask()
-        self._wait_for_mask()
-        llnumpy.apply_token_bitmask_inplace(logits[: self.vocab_size].reshape(1, -1), self._bitmask)
-        logits[self.vocab_size :] = -np.inf  # padding rows some GGUFs have beyond the tokenizer's vocabulary
+        apply_mask(logits, self._current_mask(), self._penalty, self.vocab_size)
 
-    def allows(self, token: int) -> bool:
-        return bool(self._bitmask[0, token >> 5] >> (token & 31) & 1)
+    def try_accept(self, token: int) -> bool:
+        """Accept `token` if the grammar allows it; a mask computed for this step answers at once."""
+        self._wait_for_mask()
+        if self._mask_is_current and not self._bitmask[0, token >> 5] >> (token & 31) & 1:
+            return False
+        if self.matcher.try_consume_tokens([token]) != 1:
+            return False
+        self._mask_is_current = False
+        return True
 
     def accept(self, tokens: Sequence[int]) -> None:
         self._wait_for_mask()
+        self._mask_is_current = False
         if not self.matcher.consume_tokens(list(tokens)):
             raise ConstraintFailed(f"the grammar refused a token: {first_line(self.matcher.get_error())}")
 
@@ -126,8 +177,11 @@ class SyntaxConstraint:
         self._wait_for_mask()
         if not self.suffix_tokens:
             return self.matcher.is_accepting() or self.matcher.is_stopped() and not self.matcher.is_error()
-        probe = self.matcher.deep_copy()
-        return probe.consume_tokens(self.suffix_tokens) and (probe.is_accepting() or probe.is_stopped())
+        # Try the rest of the line and take it back: cheaper than copying the matcher.
+        consumed = self.matcher.try_consume_tokens(self.suffix_tokens)
+        complete = consumed == len(self.suffix_tokens) and (self.matcher.is_accepting() or self.matcher.is_stopped())
+        self.matcher.rollback(consumed)
+        return complete
 
 
 def syntax_constraint(
@@ -140,6 +194,7 @@ def syntax_constraint(
     statement_prefix: str,
     line_suffix: str,
     healed_text: str = "",
+    overlap: bool = True,
 ) -> SyntaxConstraint:
     """The constraint for one request, having consumed the statement's text before the cursor.
 
@@ -160,6 +215,7 @@ def syntax_constraint(
         grammars.matcher(grammar),
         grammars.tokenizer.vocab_size,
         tokenize(line_suffix) if line_suffix.strip() else (),
+        overlap,
     )
     constraint.consume_prefix(tokenize(statement_prefix[: len(statement_prefix) - in_statement]))
     healed_in_statement = healed_text[len(lead) :]

@@ -20,6 +20,8 @@ from accs_lsp.decoding.stopping import StopRule
 from accs_lsp.models import LlamaModel
 
 HEALING_CANDIDATES = 64
+# Greedy decoding tries this many of the model's first choices before computing a full mask.
+GREEDY_TRIES = 4
 
 
 class StopReason(str, Enum):
@@ -47,7 +49,7 @@ class TokenConstraint(Protocol):
 
     def mask_logits(self, logits: np.ndarray) -> None: ...
 
-    def allows(self, token: int) -> bool: ...
+    def try_accept(self, token: int) -> bool: ...
 
     def accept(self, tokens: Sequence[int]) -> None: ...
 
@@ -67,6 +69,9 @@ class GenerationResult:
     reused_tokens: int
     prefill_seconds: float
     decode_seconds: float
+    # Tokens run through the model after the prompt: the last token chosen is never run,
+    # so a per-token rate over `tokens` would favour short completions.
+    forwarded_tokens: int = 0
     # Lengths of `text` at which the constraint saw a complete construct (empty without one).
     complete_lengths: tuple[int, ...] = ()
     # Time the constraint took on the critical path: waiting for a mask not ready when the
@@ -75,7 +80,7 @@ class GenerationResult:
 
     @property
     def tokens_per_second(self) -> float:
-        return self.tokens / self.decode_seconds if self.decode_seconds > 0 else 0.0
+        return self.forwarded_tokens / self.decode_seconds if self.decode_seconds > 0 else 0.0
 
 
 class Sampler:
@@ -84,6 +89,10 @@ class Sampler:
     def __init__(self, temperature: float = 0.0, seed: int = 0) -> None:
         self.temperature = temperature
         self._random = np.random.default_rng(seed)
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.temperature <= 0
 
     def choose(self, logits: np.ndarray) -> int:
         if self.temperature <= 0:
@@ -117,6 +126,7 @@ class Generator:
         constraint_time = 0.0
         reason = StopReason.MAX_TOKENS
         generated = 0
+        forwarded = 0
         while generated < max_tokens:
             if stop_event is not None and stop_event.is_set():
                 reason = StopReason.CANCELLED
@@ -125,33 +135,32 @@ class Generator:
                 reason = StopReason.TIMEOUT
                 break
             logits = self.model.logits()
-            if constraint is not None:
-                if constraint.is_finished():
+            if constraint is None:
+                tokens = self._next_tokens(logits, output)
+                if len(tokens) == 1 and self.model.is_end_of_generation(tokens[0]):
                     reason = StopReason.END_OF_GENERATION
                     break
-                waited = time.perf_counter()
-                preferred = int(np.argmax(logits)) if constraint.is_complete() else None
-                constraint.mask_logits(logits)
-                constraint_time += time.perf_counter() - waited
-                if preferred is not None and not constraint.allows(preferred) and not output.pending_healing:
-                    # The construct is complete and the model wants to go on with something else.
-                    reason = StopReason.STOP_RULE
-                    break
-            tokens = self._next_tokens(logits, output)
-            if len(tokens) == 1 and self.model.is_end_of_generation(tokens[0]):
-                reason = StopReason.END_OF_GENERATION
-                break
-            if constraint is not None:
+            else:
+                step_started = time.perf_counter()
                 try:
-                    tokens = tokens + self._follow(constraint, tokens)
+                    chosen = self._constrained_step(logits, output, constraint)
                 except ConstraintFailed:
                     reason = StopReason.CONSTRAINT_FAILED
                     break
+                finally:
+                    constraint_time += time.perf_counter() - step_started
+                if isinstance(chosen, StopReason):
+                    reason = chosen
+                    break
+                tokens = chosen
             generated += len(tokens)
             for token in tokens:
                 output.add(self.model.token_bytes(token))
-            if constraint is not None and not output.pending_healing and constraint.is_complete():
-                complete_lengths.append(len(output.visible))
+            if constraint is not None and not output.pending_healing:
+                checked = time.perf_counter()
+                if constraint.is_complete():
+                    complete_lengths.append(len(output.visible))
+                constraint_time += time.perf_counter() - checked
             uncut = output.visible
             if output.apply(stop_rule):
                 complete_lengths = clamp_to_cut(complete_lengths, uncut, len(output.visible))
@@ -163,6 +172,7 @@ class Generator:
             if constraint is not None:
                 constraint.start_next_mask()  # computed while the forward pass runs
             self.model.advance(tokens)
+            forwarded += len(tokens)
         return GenerationResult(
             text=output.visible,
             tokens=generated,
@@ -171,18 +181,55 @@ class Generator:
             reused_tokens=prefill.reused_tokens,
             prefill_seconds=prefill.seconds,
             decode_seconds=time.perf_counter() - started,
+            forwarded_tokens=forwarded,
             complete_lengths=tuple(complete_lengths),
             constraint_seconds=constraint_time,
         )
 
-    @staticmethod
-    def _follow(constraint: TokenConstraint, tokens: list[int]) -> list[int]:
-        """Feed the chosen tokens to the constraint; return the tokens it then forces."""
-        constraint.accept(tokens)
+    def _constrained_step(
+        self, logits: np.ndarray, output: "_Output", constraint: TokenConstraint
+    ) -> list[int] | StopReason:
+        """Choose under the constraint and feed the choice to it, with the tokens it then forces."""
+        if constraint.is_finished():
+            return StopReason.END_OF_GENERATION
+        if self.sampler.is_greedy and not output.pending_healing:
+            token = self._greedy_allowed(logits, constraint)
+            if token is None:
+                # The construct is complete and the model wants to go on with something else.
+                return StopReason.STOP_RULE
+            if self.model.is_end_of_generation(token):
+                return StopReason.END_OF_GENERATION
+            chosen = [token]
+        else:
+            constraint.mask_logits(logits)
+            chosen = self._next_tokens(logits, output)
+            if len(chosen) == 1 and self.model.is_end_of_generation(chosen[0]):
+                return StopReason.END_OF_GENERATION
+            constraint.accept(chosen)
         forced = constraint.forced_tokens()
         if forced:
             constraint.accept(forced)
-        return forced
+        return chosen + forced
+
+    @staticmethod
+    def _greedy_allowed(logits: np.ndarray, constraint: TokenConstraint) -> int | None:
+        """The best allowed token, already accepted by the constraint; None when the construct is
+        complete and the model's first choice is not allowed.
+
+        The model's first choices are tried one by one (most are allowed), and the full mask is
+        computed only when none of them is.
+        """
+        for attempt in range(GREEDY_TRIES):
+            token = int(np.argmax(logits))
+            if constraint.try_accept(token):
+                return token
+            if attempt == 0 and constraint.is_complete():
+                return None
+            logits[token] = -np.inf  # llama.cpp's buffer: the next forward pass overwrites it
+        constraint.mask_logits(logits)
+        token = int(np.argmax(logits))
+        constraint.accept([token])
+        return token
 
     def _next_tokens(self, logits: np.ndarray, output: "_Output") -> list[int]:
         """The sampler's token, or while healing, the best token that re-creates the removed text."""

@@ -105,6 +105,11 @@ class LlamaModel:
         return self.path.name
 
     @property
+    def threads(self) -> int:
+        """Threads llama.cpp uses for a forward pass."""
+        return int(self._llm.n_threads)
+
+    @property
     def llama(self) -> "llama_cpp.Llama":  # noqa: F821
         """The underlying llama-cpp-python object, for tokenizer bridges (llguidance)."""
         return self._llm

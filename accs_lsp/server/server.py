@@ -190,10 +190,12 @@ class AccsLanguageServer(LanguageServer):
             log.error("%s completion failed: %r", kind, None if job.cancelled() else job.exception())
             return
         completion = job.result()
+        constraints = completion.constraints + (f" ({completion.relaxed})" if completion.relaxed else "")
         self.log_to_client(
             f"{kind} completion: {completion.tokens} tokens, stop={completion.stop_reason}, "
             f"{completion.latency_ms:.0f} ms, prompt {completion.prompt_tokens} tokens "
-            f"({completion.reused_prompt_tokens} reused), {completion.tokens_per_second:.1f} tok/s",
+            f"({completion.reused_prompt_tokens} reused), {completion.tokens_per_second:.1f} tok/s, "
+            f"constraints {constraints}",
             types.MessageType.Log,
         )
 
