@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     complete = commands.add_parser("complete", help="print a completion at FILE:LINE:COL (1-based)")
     complete.add_argument("location", metavar="FILE:LINE:COL")
-    complete.add_argument("--constraints", choices=CONSTRAINT_LEVELS, default="none")
+    complete.add_argument("--constraints", choices=CONSTRAINT_LEVELS, default="syntax")
     complete.add_argument("--max-tokens", type=positive_int, default=64)
     complete.add_argument("--mode", choices=MODES, default="auto")
     complete.add_argument("--timeout-ms", type=positive_int, default=None, help="stop generating after this long")

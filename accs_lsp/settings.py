@@ -18,7 +18,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     model_path: str = ""
-    constraints: str = "none"
+    constraints: str = "syntax"
     max_tokens: int = 64
     mode: str = "auto"
     type_provider: str = "jedi"

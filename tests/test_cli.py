@@ -34,7 +34,7 @@ def test_complete_works_on_every_fixture(fixture_files):
         result = run("complete", end_of_first_def(path), "--max-tokens", "8", "--json")
         assert result.returncode == 0, result.stderr
         output = json.loads(result.stdout)
-        assert output["constraints"] == "none"
+        assert output["constraints"] == "syntax"  # the default
         assert output["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
         assert 0 < output["tokens"] <= 8
         assert {"text", "latency_ms", "stop_reason"} <= output.keys()

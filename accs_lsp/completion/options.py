@@ -17,7 +17,7 @@ class ConstraintLevelUnavailable(ValueError):
 
 @dataclass(frozen=True)
 class CompletionOptions:
-    constraints: str = "none"
+    constraints: str = "syntax"
     max_tokens: int = 64
     mode: str = "auto"
     timeout_ms: int | None = 3000

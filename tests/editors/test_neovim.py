@@ -115,8 +115,8 @@ local ok, failure = xpcall(function()
     cmd = server_cmd,
     filetypes = { 'python' },
     -- A generous timeoutMs: this checks the editor integration, not latency on a busy CI box.
-    init_options = { maxTokens = 8, timeoutMs = 60000 },
-    settings = { accs = { maxTokens = 8, timeoutMs = 60000, mode = 'auto' } },
+    init_options = { maxTokens = 24, timeoutMs = 60000 },
+    settings = { accs = { maxTokens = 24, timeoutMs = 60000, mode = 'auto' } },
     handlers = handlers,
   }
   local bufnr

@@ -42,7 +42,7 @@ export interface ClientSettings {
 
 export const SERVER_DEFAULTS: Readonly<ServerSettings> = Object.freeze({
     modelPath: '',
-    constraints: 'none',
+    constraints: 'syntax',
     maxTokens: 64,
     mode: 'auto',
     typeProvider: 'jedi',

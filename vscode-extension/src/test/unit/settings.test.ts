@@ -48,7 +48,7 @@ describe('settings', () => {
         assert.deepStrictEqual(props['accs.typeProvider'].enum, ['jedi', 'pyright']);
         assert.strictEqual(props['accs.maxTokens'].default, 64);
         assert.strictEqual(props['accs.timeoutMs'].default, 3000);
-        assert.strictEqual(props['accs.constraints'].default, 'none');
+        assert.strictEqual(props['accs.constraints'].default, 'syntax');
     });
 
     it('reads defaults from an empty configuration', () => {
@@ -83,7 +83,7 @@ describe('settings', () => {
         const s = readServerSettings(
             config({ constraints: 'strict', maxTokens: 0, mode: 42, typeProvider: null, timeoutMs: 12.7e6, enabled: 'yes' }),
         );
-        assert.strictEqual(s.constraints, 'none');
+        assert.strictEqual(s.constraints, 'syntax');
         assert.strictEqual(s.maxTokens, 1);
         assert.strictEqual(s.mode, 'auto');
         assert.strictEqual(s.typeProvider, 'jedi');
