@@ -12,7 +12,7 @@ from accs_lsp.documents import Snapshot
 from accs_lsp.models import LlamaModel
 from accs_lsp.completion.options import Completion, CompletionOptions
 from accs_lsp.completion.validation import first_parsing
-from accs_lsp.constraints.python_grammar import infer_indent_unit
+from accs_lsp.constraints.python_grammar import infer_indent_unit, python_grammar
 from accs_lsp.constraints.syntax import (
     GrammarCache,
     GrammarError,
@@ -39,6 +39,13 @@ class CompletionEngine:
         if self._grammars is None:
             self._grammars = GrammarCache(tokenizer_for(self.model))
         return self._grammars
+
+    def warm_up(self) -> None:
+        """Build the grammar tokenizer and compile the grammars of the commonest cursors now,
+        so that the first constrained completion does not pay for them."""
+        for indent in ("", "    ", "        "):
+            for mode in ("line", "block"):
+                self.grammars.matcher(python_grammar(indent=indent, mode=mode))
 
     def complete(
         self,

@@ -57,7 +57,13 @@ class ModelSlot:
         previous = self._engine
         self.spec = spec
         self._engine = self._worker.submit(self._load, spec, previous)
+        self._engine.add_done_callback(self._warm_up)
         return self._engine
+
+    def _warm_up(self, loaded: concurrent.futures.Future[CompletionEngine]) -> None:
+        """Once the model is ready, prepare the grammar layer on the worker, before any request queued after it."""
+        if not loaded.cancelled() and loaded.exception() is None:
+            self._worker.submit(loaded.result().warm_up)
 
     @staticmethod
     def _load(spec: ModelSpec, previous: concurrent.futures.Future[CompletionEngine] | None) -> CompletionEngine:
