@@ -88,3 +88,32 @@ def test_code_the_grammar_cannot_continue_relaxes_to_unconstrained(engine: Compl
 def test_a_grammar_that_does_not_compile_is_a_clear_error(model) -> None:
     with pytest.raises(GrammarError, match="does not compile"):
         GrammarCache(tokenizer_for(model)).matcher("start: (")
+
+
+def test_mask_strategies_choose_the_same_tokens(engine: CompletionEngine, monkeypatch) -> None:
+    """Masks overlapped with the forward pass, masks on demand, and a full mask as soon as the
+    model's first choice is refused are three ways to the same greedy choice."""
+    import accs_lsp.decoding.generator as generator
+
+    holes = [hole for hole in fixture_holes(FIXTURES, per_kind=2) if hole.kind in ("block", "call", "statement")]
+
+    def texts(overlap: bool) -> list[str]:
+        engine.overlap_masks = overlap
+        results = []
+        for hole in holes:
+            # Reused KV entries change llama.cpp's batches and so the last bits of the logits:
+            # evaluate every prompt whole, so that the strategies see the same numbers.
+            engine.model.forget()
+            snapshot = Document(f"file:///{hole.name}", hole.text).snapshot()
+            options = CompletionOptions(constraints="syntax", max_tokens=16, timeout_ms=None)
+            results.append(engine.complete(snapshot, hole.offset, options).text)
+        return results
+
+    try:
+        overlapped, on_demand = texts(True), texts(False)
+        monkeypatch.setattr(generator, "GREEDY_RETRIES", 0)
+        full_masks = texts(False)
+    finally:
+        engine.overlap_masks = False
+    assert sum(bool(text.strip()) for text in overlapped) >= 2
+    assert overlapped == on_demand == full_masks

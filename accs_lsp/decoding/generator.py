@@ -20,8 +20,9 @@ from accs_lsp.decoding.stopping import StopRule
 from accs_lsp.models import LlamaModel
 
 HEALING_CANDIDATES = 64
-# Greedy decoding tries this many of the model's first choices before computing a full mask.
-GREEDY_TRIES = 4
+# When the model's first choice is not allowed, greedy decoding tries this many of its next
+# choices before computing a full mask.
+GREEDY_RETRIES = 3
 
 
 class StopReason(str, Enum):
@@ -219,13 +220,16 @@ class Generator:
         The model's first choices are tried one by one (most are allowed), and the full mask is
         computed only when none of them is.
         """
-        for attempt in range(GREEDY_TRIES):
+        token = int(np.argmax(logits))
+        if constraint.try_accept(token):
+            return token
+        if constraint.is_complete():
+            return None
+        for _ in range(GREEDY_RETRIES):
+            logits[token] = -np.inf  # llama.cpp's buffer: the next forward pass overwrites it
             token = int(np.argmax(logits))
             if constraint.try_accept(token):
                 return token
-            if attempt == 0 and constraint.is_complete():
-                return None
-            logits[token] = -np.inf  # llama.cpp's buffer: the next forward pass overwrites it
         constraint.mask_logits(logits)
         token = int(np.argmax(logits))
         constraint.accept([token])

@@ -177,6 +177,10 @@ class LlamaModel:
         self._llm.eval(list(tokens[reuse:]))
         return PrefillStats(reuse, len(tokens) - reuse, time.perf_counter() - started)
 
+    def forget(self) -> None:
+        """Drop the KV cache: the next prompt is evaluated whole (no reuse, same batches every time)."""
+        self._llm.reset()
+
     def advance(self, tokens: Sequence[int]) -> None:
         """Append tokens to the sequence (one forward pass for all of them)."""
         if self._llm.n_tokens + len(tokens) >= self.n_ctx:
