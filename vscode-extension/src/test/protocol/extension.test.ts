@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CancellationTokenSource, Position, Range, StubTextDocument, Uri, stub, vscodeApi } from '../vscodeStub';
 import { EXTENSION_ROOT, serverCommand } from './serverProcess';
+import { SAMPLE_SOURCE } from './sampleSource';
 
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-require-imports */
 const BUNDLE = path.join(EXTENSION_ROOT, 'dist', 'extension.js');
@@ -32,19 +33,7 @@ async function waitFor<T>(what: string, probe: () => T | undefined | false, time
     }
 }
 
-const TEXT = [
-    'import math',
-    '',
-    '',
-    'def circle_area(radius: float) -> float:',
-    '    """Return the area of a circle."""',
-    '    return math.pi * radius ** 2',
-    '',
-    '',
-    'def add(a: int, b: int) -> int:',
-    '    ',
-    '',
-].join('\n');
+const TEXT = SAMPLE_SOURCE;
 
 function statusText(): string {
     return stub.statusBarItems[0]?.text ?? '';

@@ -27,24 +27,12 @@ import {
     TextDocumentSyncOptions,
 } from 'vscode-languageserver-protocol/node';
 import { ServerUnderTest, serverCommand } from './serverProcess';
+import { SAMPLE_SOURCE } from './sampleSource';
 import { SERVER_DEFAULTS, didChangeConfigurationParams } from '../../settings';
 
 const URI = 'file:///tmp/accs-protocol-test/example.py';
 
-// A function whose body is completed; later tests append lines at the end.
-const TEXT = [
-    'import math',
-    '',
-    '',
-    'def circle_area(radius: float) -> float:',
-    '    """Return the area of a circle."""',
-    '    return math.pi * radius ** 2',
-    '',
-    '',
-    'def add(a: int, b: int) -> int:',
-    '    ',
-    '',
-].join('\n');
+const TEXT = SAMPLE_SOURCE;
 
 function inlineItems(result: InlineCompletionList | InlineCompletionItem[] | null): InlineCompletionItem[] {
     if (result === null || result === undefined) {
