@@ -8,6 +8,7 @@ applies when the buffer parses without the completion.
 from __future__ import annotations
 
 import ast
+import functools
 import warnings
 
 
@@ -21,6 +22,12 @@ def parses(source: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=8)
+def buffer_parses(text: str) -> bool:
+    """`parses` for whole buffers, which repeat from one request to the next."""
+    return parses(text)
+
+
 def first_parsing(text: str, offset: int, candidates: list[str]) -> tuple[str, int]:
     """The first candidate that keeps `text` parseable when inserted at `offset`, and how many failed before it.
 
@@ -28,7 +35,7 @@ def first_parsing(text: str, offset: int, candidates: list[str]) -> tuple[str, i
     """
     if not candidates:
         return "", 0
-    if not parses(text):
+    if not buffer_parses(text):
         return candidates[0], 0
     for rejected, candidate in enumerate(candidates):
         if parses(text[:offset] + candidate + text[offset:]):

@@ -276,6 +276,7 @@ def expression_grammar(
     return head + f"hole: {hole}\n" + _common() + extra
 
 
+@functools.lru_cache(maxsize=8)  # asked once per request; the buffer rarely changes between two
 def infer_indent_unit(source: str, default: str = "    ") -> str:
     """The indentation step used by ``source``: ``"\\t"`` if blocks are
     indented with tabs, else the most common increase of indentation between a
