@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 EXTENSION = Path(__file__).resolve().parents[2] / "vscode-extension"
@@ -35,3 +36,15 @@ def test_extension_builds_and_passes_its_tests() -> None:
     result = _npm("test")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-4000:]
     assert "passing" in result.stdout and "failing" not in result.stdout, result.stdout[-6000:]
+
+
+def test_extension_packages_as_a_vsix(tmp_path: Path) -> None:
+    if not (EXTENSION / "node_modules").is_dir():
+        installed = _npm("ci", "--no-audit", "--no-fund")
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+    vsix = tmp_path / "accs-lsp.vsix"
+    result = _npm("run", "package", "--", "--out", str(vsix))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    with zipfile.ZipFile(vsix) as archive:
+        names = set(archive.namelist())
+    assert {"extension/package.json", "extension/dist/extension.js"} <= names, sorted(names)
