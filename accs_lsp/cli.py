@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from accs_lsp import __version__
+from accs_lsp.eval.tasks import TASK_KINDS
 from accs_lsp.settings import CONSTRAINT_LEVELS, MODES
 
 EXIT_BAD_INPUT = 2
@@ -56,8 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     mask.add_argument("--max-tokens", type=positive_int, default=48)
     mask.add_argument("--rounds", type=positive_int, default=3, help="passes over the holes for the throughput")
 
-    evaluate = commands.add_parser("eval", help="measure completion quality, constrained against unconstrained")
-    evaluations = evaluate.add_subparsers(dest="evaluation", required=True)
+    evaluate = commands.add_parser(
+        "eval", help="completion quality of every constraint level on the same tasks (JSON, Markdown, PNG)"
+    )
+    evaluate.add_argument("--source", type=Path, default=FIXTURES, help="directory of .py files to cut holes from")
+    evaluate.add_argument("--limit", type=positive_int, default=10, help="tasks per kind (and HumanEval problems)")
+    evaluate.add_argument("--kinds", default=",".join(TASK_KINDS), help=f"comma-separated, from {','.join(TASK_KINDS)}")
+    evaluate.add_argument("--output", type=Path, default=Path("eval-output"), help="where the report goes")
+    evaluate.add_argument("--max-tokens", type=positive_int, default=64)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--no-type-check", action="store_true", help="skip basedpyright")
+    evaluate.add_argument("--model", metavar="PATH")
+    evaluations = evaluate.add_subparsers(dest="evaluation", required=False)
     parse_rate = evaluations.add_parser("parse", help="share of completions that leave the buffer parseable")
     parse_rate.add_argument("--fixtures", type=Path, default=FIXTURES, help="directory of .py files to take holes from")
     parse_rate.add_argument("--per-kind", type=positive_int, default=4, help="holes of each kind per file")
@@ -202,6 +213,34 @@ def run_bench(arguments: argparse.Namespace) -> int:
 
 
 def run_eval(arguments: argparse.Namespace) -> int:
+    if arguments.evaluation == "parse":
+        return run_eval_parse(arguments)
+    from accs_lsp.completion.engine import CompletionEngine
+    from accs_lsp.eval import runner, tasks
+
+    kinds = tuple(kind.strip() for kind in arguments.kinds.split(",") if kind.strip())
+    unknown = set(kinds) - set(TASK_KINDS)
+    if unknown:
+        raise UsageError(f"unknown task kinds: {', '.join(sorted(unknown))} (known: {', '.join(TASK_KINDS)})")
+    if not arguments.source.is_dir():
+        raise UsageError(f"no such directory: {arguments.source}")
+    chosen: list = []
+    if "humaneval" in kinds:
+        chosen += tasks.humaneval_tasks(arguments.limit)
+    source_kinds = tuple(kind for kind in kinds if kind != "humaneval")
+    if source_kinds:
+        chosen += tasks.source_tasks(arguments.source, arguments.limit, source_kinds, arguments.seed)
+    engine = CompletionEngine(load_model(arguments.model), measure_invasiveness=True)
+    evaluation = runner.run(engine, chosen, arguments.max_tokens, runner.progress_bar)
+    if not arguments.no_type_check:
+        runner.count_new_type_errors(evaluation, chosen)
+    for path in runner.write_outputs(evaluation, arguments.output):
+        print(path)
+    print((arguments.output / "report.md").read_text())
+    return 0
+
+
+def run_eval_parse(arguments: argparse.Namespace) -> int:
     from accs_lsp.completion.engine import CompletionEngine
     from accs_lsp.eval import parse_rate
 

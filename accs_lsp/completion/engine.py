@@ -26,9 +26,17 @@ from accs_lsp.settings import MIN_PROMPT_TOKENS
 class CompletionEngine:
     """Turns (document, cursor) into a completion. Not thread-safe: call from one thread."""
 
-    def __init__(self, model: LlamaModel, context_tokens: int = 1024, overlap_masks: bool | None = None) -> None:
-        """`overlap_masks`: compute masks during the forward pass (None: when a core is spare for it)."""
+    def __init__(
+        self,
+        model: LlamaModel,
+        context_tokens: int = 1024,
+        overlap_masks: bool | None = None,
+        measure_invasiveness: bool = False,
+    ) -> None:
+        """`overlap_masks`: compute masks during the forward pass (None: when a core is spare for it).
+        `measure_invasiveness`: record what the masks remove from the model's choices (evaluation)."""
         self.model = model
+        self.measure_invasiveness = measure_invasiveness
         self.context_tokens = context_tokens
         self.overlap_masks = spare_core_for_masks(model.threads) if overlap_masks is None else overlap_masks
         self._grammars: GrammarCache | None = None
@@ -69,7 +77,7 @@ class CompletionEngine:
         if constrained:
             constraint, relaxed = self._syntax_constraint(document, context, mode, statement_prefix, prompt.healed_text)
         deadline = time.monotonic() + options.timeout_ms / 1000 if options.timeout_ms else None
-        result = Generator(self.model, Sampler(options.temperature)).run(
+        result = Generator(self.model, Sampler(options.temperature), self.measure_invasiveness).run(
             prompt,
             max_tokens=options.max_tokens,
             stop_rule=stop_rule_for(mode, context.indentation),
@@ -101,6 +109,9 @@ class CompletionEngine:
             parser_rejections=rejections,
             constraint_ms=round(result.constraint_seconds * 1000, 2),
             decode_ms=round(result.decode_seconds * 1000, 2),
+            constrained_steps=result.constrained_steps,
+            top_token_removed=result.top_token_removed,
+            removed_mass=round(result.removed_mass, 6),
         )
 
     def _syntax_constraint(

@@ -57,6 +57,10 @@ class Completion:
     constraint_ms: float = 0.0
     # Time of the decoding loop (after the prompt's prefill).
     decode_ms: float = 0.0
+    # Only when the engine measures invasiveness (evaluation): see GenerationResult.
+    constrained_steps: int = 0
+    top_token_removed: int = 0
+    removed_mass: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

@@ -148,6 +148,15 @@ class SyntaxConstraint:
     def mask_logits(self, logits: np.ndarray) -> None:
         apply_mask(logits, self._current_mask(), self._penalty, self.vocab_size)
 
+    def removed_mass(self, logits: np.ndarray) -> tuple[float, bool]:
+        """The model's probability mass this step's mask removes, and whether it removes the top token.
+        For evaluation: it computes the full mask and a softmax."""
+        allowed = np.unpackbits(self._current_mask()[0].view(np.uint8), bitorder="little")[: self.vocab_size]
+        scores = logits[: self.vocab_size].astype(np.float64)
+        probabilities = np.exp(scores - scores.max())
+        probabilities /= probabilities.sum()
+        return float(probabilities[allowed == 0].sum()), not allowed[int(np.argmax(scores))]
+
     def try_accept(self, token: int) -> bool:
         """Accept `token` if the grammar allows it; a mask computed for this step answers at once."""
         self._wait_for_mask()

@@ -52,6 +52,8 @@ class TokenConstraint(Protocol):
 
     def try_accept(self, token: int) -> bool: ...
 
+    def removed_mass(self, logits: np.ndarray) -> tuple[float, bool]: ...
+
     def accept(self, tokens: Sequence[int]) -> None: ...
 
     def forced_tokens(self) -> list[int]: ...
@@ -78,6 +80,11 @@ class GenerationResult:
     # Time the constraint took on the critical path: waiting for a mask not ready when the
     # forward pass ended, applying it, and checking whether the construct is complete.
     constraint_seconds: float = 0.0
+    # With `measure_invasiveness`: constrained steps, steps whose mask removed the model's
+    # top token, and the probability mass the masks removed, summed over the steps.
+    constrained_steps: int = 0
+    top_token_removed: int = 0
+    removed_mass: float = 0.0
 
     @property
     def tokens_per_second(self) -> float:
@@ -105,10 +112,25 @@ class Sampler:
         return int(self._random.choice(len(probabilities), p=probabilities))
 
 
+@dataclass
+class Invasiveness:
+    steps: int = 0
+    top_token_removed: int = 0
+    removed_mass: float = 0.0
+
+    def observe(self, constraint: TokenConstraint, logits: np.ndarray) -> None:
+        mass, top_removed = constraint.removed_mass(logits)
+        self.steps += 1
+        self.top_token_removed += top_removed
+        self.removed_mass += mass
+
+
 class Generator:
-    def __init__(self, model: LlamaModel, sampler: Sampler | None = None) -> None:
+    def __init__(self, model: LlamaModel, sampler: Sampler | None = None, measure_invasiveness: bool = False) -> None:
+        """`measure_invasiveness`: compute the full mask at every step to measure what it removes (evaluation)."""
         self.model = model
         self.sampler = sampler or Sampler()
+        self.measure_invasiveness = measure_invasiveness
 
     def run(
         self,
@@ -124,6 +146,7 @@ class Generator:
         started = time.perf_counter()
         output = _Output(prompt.healed_text)
         complete_lengths: list[int] = []
+        invasiveness = Invasiveness()
         constraint_time = 0.0
         reason = StopReason.MAX_TOKENS
         generated = 0
@@ -142,6 +165,8 @@ class Generator:
                     reason = StopReason.END_OF_GENERATION
                     break
             else:
+                if self.measure_invasiveness:
+                    invasiveness.observe(constraint, logits)
                 step_started = time.perf_counter()
                 try:
                     chosen = self._constrained_step(logits, output, constraint)
@@ -185,6 +210,9 @@ class Generator:
             forwarded_tokens=forwarded,
             complete_lengths=tuple(complete_lengths),
             constraint_seconds=constraint_time,
+            constrained_steps=invasiveness.steps,
+            top_token_removed=invasiveness.top_token_removed,
+            removed_mass=invasiveness.removed_mass,
         )
 
     def _constrained_step(
