@@ -28,6 +28,7 @@ from accs_lsp.completion.engine import CompletionEngine
 from accs_lsp.constraints.python_grammar import python_grammar
 from accs_lsp.constraints.syntax import GrammarCache, apply_mask, penalty_buffer, tokenizer_for
 from accs_lsp.documents import Document
+from accs_lsp.eval import metrics
 from accs_lsp.eval.holes import Hole
 from accs_lsp.eval.parse_rate import fixture_holes
 from accs_lsp.models.llama import LlamaModel
@@ -108,8 +109,7 @@ def measure_throughput(engine: CompletionEngine, holes: list[Hole], max_tokens: 
 
 
 def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+    return metrics.percentile(values, share, default=float("nan"))  # type: ignore[return-value]
 
 
 def mask_rows(name: str, figures: MaskFigures) -> list[str]:

@@ -3,8 +3,9 @@
 One compiled matcher per grammar text is kept (the grammar depends on the
 cursor's indentation and the mode) and deep-copied for each request. The
 statement's text before the cursor is consumed before decoding, so the model
-continues that statement. Masks are computed in a worker thread while llama.cpp
-runs the forward pass: both release the GIL.
+continues that statement. Where a core is spare, masks are computed in a worker
+thread while llama.cpp runs the forward pass (both release the GIL); otherwise a
+token is checked on its own and a full mask computed only when needed.
 """
 
 from __future__ import annotations

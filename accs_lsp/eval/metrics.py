@@ -15,6 +15,12 @@ TEST_TIMEOUT_S = 10.0
 PASSED_MARKER = "accs-eval: all tests passed"
 
 
+def percentile(values: list[float], share: float, default: float | None = None) -> float | None:
+    """The value below which `share` of `values` lie (nearest rank); `default` when there are none."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else default
+
+
 def normalized(code: str) -> str:
     return " ".join(code.split())
 

@@ -107,7 +107,7 @@ def summarize(records: list[Record]) -> dict[str, float | int | None]:
     def share(values: list[bool]) -> float | None:
         return round(sum(values) / len(values), 4) if values else None
 
-    latencies = sorted(r.latency_ms for r in records)
+    latencies = [r.latency_ms for r in records]
     steps = sum(r.constrained_steps for r in records)
     decode_seconds = sum(r.decode_ms for r in records) / 1000
     typed = [r.new_type_errors for r in records if r.new_type_errors is not None]
@@ -120,16 +120,12 @@ def summarize(records: list[Record]) -> dict[str, float | int | None]:
         "pass_at_1": share([r.passed for r in records if r.passed is not None]),
         "tasks_with_new_type_errors": share([n > 0 for n in typed]),
         "new_type_errors_per_task": round(statistics.fmean(typed), 4) if typed else None,
-        "latency_p50_ms": percentile(latencies, 0.5),
-        "latency_p95_ms": percentile(latencies, 0.95),
+        "latency_p50_ms": metrics.percentile(latencies, 0.5),
+        "latency_p95_ms": metrics.percentile(latencies, 0.95),
         "tokens_per_second": round(sum(r.tokens_run for r in records) / decode_seconds, 1) if decode_seconds else None,
         "top_token_removed_share": round(sum(r.top_token_removed for r in records) / steps, 4) if steps else None,
         "mean_removed_mass": round(sum(r.removed_mass for r in records) / steps, 4) if steps else None,
     }
-
-
-def percentile(ordered: list[float], share: float) -> float | None:
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else None
 
 
 def count_new_type_errors(evaluation: Evaluation, tasks: list[Task]) -> None:
