@@ -11,7 +11,7 @@ from typing import Sequence
 
 from accs_lsp import __version__
 from accs_lsp.eval.tasks import TASK_KINDS
-from accs_lsp.settings import CONSTRAINT_LEVELS, MODES
+from accs_lsp.settings import CONSTRAINT_LEVELS, MODES, TYPE_PROVIDERS
 
 EXIT_BAD_INPUT = 2
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     complete = commands.add_parser("complete", help="print a completion at FILE:LINE:COL (1-based)")
     complete.add_argument("location", metavar="FILE:LINE:COL")
     complete.add_argument("--constraints", choices=CONSTRAINT_LEVELS, default="syntax")
+    complete.add_argument("--type-provider", choices=TYPE_PROVIDERS, default="jedi", help="where types come from (constraints types)")
     complete.add_argument("--max-tokens", type=positive_int, default=64)
     complete.add_argument("--mode", choices=MODES, default="auto")
     complete.add_argument("--timeout-ms", type=positive_int, default=None, help="stop generating after this long")
@@ -167,6 +168,7 @@ def run_complete(arguments: argparse.Namespace) -> int:
         max_tokens=arguments.max_tokens,
         mode=arguments.mode,
         timeout_ms=arguments.timeout_ms,
+        type_provider=arguments.type_provider,
     )
     try:
         options.check()

@@ -77,7 +77,7 @@ def test_bad_positions_exit_2_with_a_message(location, message):
 
 
 def test_unavailable_constraint_level_exits_2():
-    result = run("complete", "fixtures/inventory.py:1:1", "--constraints", "types")
+    result = run("complete", "fixtures/inventory.py:1:1", "--constraints", "full")
     assert result.returncode == 2
     assert "not available yet" in result.stderr
 

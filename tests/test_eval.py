@@ -88,7 +88,7 @@ def test_eval_command_writes_json_markdown_and_chart(tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads((output / "results.json").read_text())
-    assert results["arms"] == ["none", "syntax"] and results["unavailable_arms"] == ["types", "full"]
+    assert results["arms"] == ["none", "syntax", "types"] and results["unavailable_arms"] == ["full"]
     assert results["type_checker"] == "basedpyright"
     assert {record["kind"] for record in results["records"]} == {"humaneval", "return", "attribute"}
     assert results["summary"]["syntax"]["parse_rate"] == 1.0

@@ -78,4 +78,4 @@ def test_completion_at_the_top_of_an_empty_file(model):
 
 def test_unavailable_constraint_level_is_refused(model):
     with pytest.raises(ConstraintLevelUnavailable, match="not available yet"):
-        complete(model, FUNCTION + "|", constraints="types")
+        complete(model, FUNCTION + "|", constraints="full")

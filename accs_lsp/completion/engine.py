@@ -21,7 +21,18 @@ from accs_lsp.constraints.syntax import (
     syntax_constraint,
     tokenizer_for,
 )
+from accs_lsp.constraints.types import AllOf, TypeLayerPlan, member_constraint, plan_type_layer, typed_constraint
+from accs_lsp.decoding.generator import TokenConstraint
 from accs_lsp.settings import MIN_PROMPT_TOKENS
+from accs_lsp.types.provider import TypeProvider
+
+# A hole whose inhabitation search visits the commonest builtin types (their member tables
+# are cached for the session).
+WARM_UP_SOURCE = (
+    "def warm_up(words: list[str], numbers: list[int], count: int, ratio: float, table: dict[str, int]) -> str:\n"
+    "    return "
+)
+
 
 class CompletionEngine:
     """Turns (document, cursor) into a completion. Not thread-safe: call from one thread."""
@@ -40,6 +51,7 @@ class CompletionEngine:
         self.context_tokens = context_tokens
         self.overlap_masks = spare_core_for_masks(model.threads) if overlap_masks is None else overlap_masks
         self._grammars: GrammarCache | None = None
+        self._type_providers: dict[str, "TypeProvider"] = {}
 
     @property
     def grammars(self) -> GrammarCache:
@@ -48,12 +60,33 @@ class CompletionEngine:
             self._grammars = GrammarCache(tokenizer_for(self.model))
         return self._grammars
 
-    def warm_up(self) -> None:
+    def type_provider(self, name: str) -> "TypeProvider":
+        """Started on first use and kept: Jedi's caches and basedpyright's process stay warm."""
+        if name not in self._type_providers:
+            if name == "pyright":
+                from accs_lsp.types.pyright_provider import PyrightProvider
+
+                self._type_providers[name] = PyrightProvider()
+            else:
+                from accs_lsp.types.jedi_provider import JediProvider
+
+                self._type_providers[name] = JediProvider()
+        return self._type_providers[name]
+
+    def close(self) -> None:
+        for provider in self._type_providers.values():
+            provider.close()
+        self._type_providers.clear()
+
+    def warm_up(self, type_provider: str | None = None) -> None:
         """Build the grammar tokenizer and compile the grammars of the commonest cursors now,
-        so that the first constrained completion does not pay for them."""
+        so that the first constrained completion does not pay for them; with a type provider,
+        load its stubs and the member tables of the commonest builtin types too."""
         for indent in ("", "    ", "        "):
             for mode in ("line", "block"):
                 self.grammars.matcher(python_grammar(indent=indent, mode=mode))
+        if type_provider is not None:
+            plan_type_layer(self.type_provider(type_provider), WARM_UP_SOURCE, WARM_UP_SOURCE.rindex("return"), len(WARM_UP_SOURCE), False)
 
     def complete(
         self,
@@ -73,9 +106,14 @@ class CompletionEngine:
         statement_prefix = document.text[context.statement_start : offset]
         constrained = options.constraints != "none"
         prompt = PromptBuilder(self.model, budget).build(document.text[:offset], document.text[offset:])
-        constraint, relaxed = None, None
+        constraint, relaxed, plan = None, None, None
         if constrained:
             constraint, relaxed = self._syntax_constraint(document, context, mode, statement_prefix, prompt.healed_text)
+        if options.constraints == "types" and constraint is not None:
+            plan = plan_type_layer(
+                self.type_provider(options.type_provider), document.text, context.statement_start, offset, context.after_dot
+            )
+            constraint, relaxed = self._with_type_layer(plan, constraint, document.text, context, offset - len(prompt.healed_text))
         deadline = time.monotonic() + options.timeout_ms / 1000 if options.timeout_ms else None
         result = Generator(self.model, Sampler(options.temperature), self.measure_invasiveness).run(
             prompt,
@@ -112,6 +150,8 @@ class CompletionEngine:
             constrained_steps=result.constrained_steps,
             top_token_removed=result.top_token_removed,
             removed_mass=round(result.removed_mass, 6),
+            expected_type=str(plan.expected) if plan is not None and plan.expected is not None else None,
+            type_ms=round(plan.seconds * 1000, 2) if plan is not None else 0.0,
         )
 
     def _syntax_constraint(
@@ -135,6 +175,24 @@ class CompletionEngine:
             )
         except GrammarError as error:
             return None, f"syntax constraint not applied: {error}"
+
+
+    def _with_type_layer(
+        self, plan: "TypeLayerPlan", syntax: SyntaxConstraint, text: str, context: CursorContext, decode_start: int
+    ) -> tuple[TokenConstraint, str | None]:
+        """The syntactic layer AND the typed-expression grammar (where a type is expected) AND the
+        member constraint; the typed grammar is left out, with the reason, where it cannot apply."""
+        layers: list[TokenConstraint] = [syntax]
+        relaxed = None
+        if plan.top_rule is not None:
+            try:
+                layers.append(typed_constraint(plan, self.grammars, self.model.tokenize, text, decode_start, self.overlap_masks))
+            except GrammarError as error:
+                relaxed = f"type grammar not applied: {error}"
+                plan.top_rule = None
+        statement_text = text[context.statement_start : decode_start] if decode_start > context.statement_start else ""
+        layers.append(member_constraint(plan, self.grammars, self.model.token_text, statement_text))
+        return AllOf(layers), relaxed
 
 
 def line_ends(text: str) -> list[int]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from accs_lsp.settings import CONSTRAINT_LEVELS, MODES
+from accs_lsp.settings import CONSTRAINT_LEVELS, MODES, TYPE_PROVIDERS
 
 # Constraint levels whose layers exist; the others are refused with a clear message.
-AVAILABLE_CONSTRAINT_LEVELS = ("none", "syntax")
+AVAILABLE_CONSTRAINT_LEVELS = ("none", "syntax", "types")
 
 
 class ConstraintLevelUnavailable(ValueError):
@@ -22,6 +22,7 @@ class CompletionOptions:
     mode: str = "auto"
     timeout_ms: int | None = 3000
     temperature: float = 0.0
+    type_provider: str = "jedi"
 
     def check(self) -> None:
         if self.constraints not in CONSTRAINT_LEVELS:
@@ -33,6 +34,8 @@ class CompletionOptions:
             )
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r} (expected one of {', '.join(MODES)})")
+        if self.type_provider not in TYPE_PROVIDERS:
+            raise ValueError(f"unknown type provider {self.type_provider!r} (expected one of {', '.join(TYPE_PROVIDERS)})")
         if self.max_tokens <= 0:
             raise ValueError("max_tokens must be positive")
 
@@ -61,6 +64,10 @@ class Completion:
     constrained_steps: int = 0
     top_token_removed: int = 0
     removed_mass: float = 0.0
+    # The type layer (constraints "types"): the expected type at the hole, where one was
+    # known and constrained, and the time spent asking the type provider and searching.
+    expected_type: str | None = None
+    type_ms: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

@@ -168,6 +168,12 @@ class SyntaxConstraint:
         self._mask_is_current = False
         return True
 
+    def rollback(self, count: int) -> None:
+        """Take back the last `count` accepted tokens (another layer refused one)."""
+        self._wait_for_mask()
+        self._mask_is_current = False
+        self.matcher.rollback(count)
+
     def accept(self, tokens: Sequence[int]) -> None:
         self._wait_for_mask()
         self._mask_is_current = False

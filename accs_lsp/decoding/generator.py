@@ -52,6 +52,8 @@ class TokenConstraint(Protocol):
 
     def try_accept(self, token: int) -> bool: ...
 
+    def rollback(self, count: int) -> None: ...
+
     def removed_mass(self, logits: np.ndarray) -> tuple[float, bool]: ...
 
     def accept(self, tokens: Sequence[int]) -> None: ...
@@ -260,6 +262,8 @@ class Generator:
                 return token
         constraint.mask_logits(logits)
         token = int(np.argmax(logits))
+        if not np.isfinite(logits[token]):  # the layers together allow nothing
+            raise ConstraintFailed("no token is allowed by every constraint layer")
         constraint.accept([token])
         return token
 

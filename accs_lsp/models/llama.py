@@ -155,6 +155,10 @@ class LlamaModel:
     def token_bytes(self, token: int) -> bytes:
         return self._token_bytes(token)
 
+    def token_text(self, token: int) -> str:
+        """The token's text; bytes of a character cut across tokens are dropped."""
+        return self._token_bytes(token).decode("utf-8", errors="ignore")
+
     def is_end_of_generation(self, token: int) -> bool:
         return token in self.eog_tokens
 

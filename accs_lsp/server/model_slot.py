@@ -45,6 +45,8 @@ class ModelSlot:
         self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="accs-model")
         self._engine: concurrent.futures.Future[CompletionEngine] | None = None
         self.spec: ModelSpec | None = None
+        # The type provider whose stubs and member tables the warm-up loads (constraints "types").
+        self.warm_type_provider: str | None = None
 
     @property
     def loading(self) -> bool:
@@ -63,7 +65,7 @@ class ModelSlot:
     def _warm_up(self, loaded: concurrent.futures.Future[CompletionEngine]) -> None:
         """Once the model is ready, prepare the grammar layer on the worker, before any request queued after it."""
         if not loaded.cancelled() and loaded.exception() is None:
-            self._worker.submit(loaded.result().warm_up)
+            self._worker.submit(loaded.result().warm_up, self.warm_type_provider)
 
     @staticmethod
     def _load(spec: ModelSpec, previous: concurrent.futures.Future[CompletionEngine] | None) -> CompletionEngine:

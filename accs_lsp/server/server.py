@@ -97,6 +97,7 @@ class AccsLanguageServer(LanguageServer):
         if spec == self.model.spec:
             return
         # Start loading before anything is awaited: a request arriving now must find the load under way.
+        self.model.warm_type_provider = self.settings.type_provider if self.settings.constraints == "types" else None
         loading = self.model.load(spec)
         self.notify_status("loading", f"loading {spec.path}")
         progress = await self.begin_progress(f"Loading {spec.path.rsplit('/', 1)[-1]}")
@@ -143,6 +144,7 @@ class AccsLanguageServer(LanguageServer):
             mode=settings.mode,
             timeout_ms=settings.timeout_ms,
             temperature=settings.temperature,
+            type_provider=settings.type_provider,
         )
 
     def snapshot_at(self, uri: str, position: types.Position) -> tuple[Snapshot, int]:

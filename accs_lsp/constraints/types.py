@@ -1,0 +1,157 @@
+"""The type layer: a typed-expression grammar at holes with an expected type, and the
+member constraint everywhere; both AND-ed with the syntactic layer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from accs_lsp.constraints.members import MemberConstraint, ReceiverTypes, removed_by
+from accs_lsp.constraints.python_grammar import _exact_regex, expression_grammar
+from accs_lsp.constraints.syntax import GrammarCache, GrammarError, SyntaxConstraint, first_line
+from accs_lsp.decoding.generator import ConstraintFailed, TokenConstraint
+from accs_lsp.types.inhabitation import InhabitationGrammar, Scope, is_modelled
+from accs_lsp.types.provider import ExpressionSlot, HoleTypes, TypeProvider
+from accs_lsp.types.slots import expression_slot
+
+# What may follow the typed expression: the end of the statement, or after an argument a "," or ")".
+_TAILS = {"statement": r"([;#\r\n](.|\n)*)?", "argument": r"([,)](.|\n)*)?"}
+
+
+@dataclass
+class TypeLayerPlan:
+    """What the type layer knows at one cursor, before decoding."""
+
+    slot: ExpressionSlot | None
+    hole: HoleTypes
+    grammar: InhabitationGrammar | None
+    top_rule: str | None
+    receivers: ReceiverTypes
+    first_members: tuple[int, frozenset[str]] | None
+    seconds: float
+
+    @property
+    def expected(self):
+        return self.hole.expected if self.top_rule else None
+
+
+def plan_type_layer(
+    provider: TypeProvider, text: str, statement_start: int, offset: int, after_dot: bool
+) -> TypeLayerPlan:
+    """Ask the provider about the cursor and run the inhabitation search (once per request)."""
+    started = time.perf_counter()
+    slot = expression_slot(text, statement_start, offset)
+    probe = slot or ExpressionSlot("statement", offset)
+    hole = provider.hole_types(text, probe)
+    before_statement = text[:statement_start]
+    members_of = lambda value: provider.members(before_statement, value)  # noqa: E731
+    scope = Scope.of(hole.bindings, members_of)
+    receivers = ReceiverTypes(scope.bindings, members_of)
+    grammar, top = None, None
+    if slot is not None and hole.expected is not None and is_modelled(hole.expected, scope.classes):
+        grammar = InhabitationGrammar(scope)
+        top = grammar.rule_for(hole.expected, "_b" if slot.kind == "argument" else "")
+    first_members = None
+    if after_dot:
+        dot = text.rfind(".", statement_start, offset)
+        names = provider.member_names(text, dot) if dot >= 0 else None
+        if names:
+            first_members = (dot - statement_start, frozenset(names))
+    return TypeLayerPlan(slot, hole, grammar, top, receivers, first_members, time.perf_counter() - started)
+
+
+def typed_grammar(plan: TypeLayerPlan, lead: str) -> str:
+    """Lark text: `lead` (text token healing took back from before the expression), the typed
+    expression, then whatever may follow it."""
+    assert plan.grammar is not None and plan.top_rule is not None and plan.slot is not None
+    tail = _TAILS["argument" if plan.slot.kind == "argument" else "statement"]
+    flavour = "bracket" if plan.slot.kind == "argument" else "line"
+    grammar = expression_grammar(hole=plan.top_rule, extra=plan.grammar.text(), context=flavour, end="none")
+    start = "start: LEAD hole TAIL\n" + (f"LEAD: /{_exact_regex(lead)}/\n" if lead else "")
+    if not lead:
+        start = "start: hole TAIL\n"
+    return grammar.replace("start: hole\n", start + f"TAIL: /{tail}/\n", 1)
+
+
+def typed_constraint(
+    plan: TypeLayerPlan,
+    grammars: GrammarCache,
+    tokenize: Callable[[str], list[int]],
+    text: str,
+    decode_start: int,
+    overlap: bool,
+) -> SyntaxConstraint:
+    """The typed-expression matcher, having consumed the expression's text before decoding starts.
+    Raises GrammarError when it cannot continue that text (the layer is then left out)."""
+    assert plan.slot is not None
+    expression_start = plan.slot.start
+    lead = text[decode_start:expression_start] if decode_start < expression_start else ""
+    constraint = SyntaxConstraint(grammars.matcher(typed_grammar(plan, lead)), grammars.tokenizer.vocab_size, (), overlap)
+    typed_so_far = text[expression_start:decode_start]
+    if typed_so_far:
+        constraint.consume_prefix(tokenize(typed_so_far))
+    return constraint
+
+
+class AllOf:
+    """Several constraints AND-ed (implements decoding.TokenConstraint): a token is allowed
+    when every layer allows it; the masks are applied one after the other."""
+
+    def __init__(self, layers: Sequence[TokenConstraint]) -> None:
+        self.layers = list(layers)
+
+    def start_next_mask(self) -> None:
+        for layer in self.layers:
+            layer.start_next_mask()
+
+    def mask_logits(self, logits: np.ndarray) -> None:
+        for layer in self.layers:
+            layer.mask_logits(logits)
+
+    def removed_mass(self, logits: np.ndarray) -> tuple[float, bool]:
+        masked = logits.copy()
+        self.mask_logits(masked)
+        return removed_by(logits, masked)
+
+    def try_accept(self, token: int) -> bool:
+        for index, layer in enumerate(self.layers):
+            if not layer.try_accept(token):
+                for accepted in self.layers[:index]:
+                    accepted.rollback(1)
+                return False
+        return True
+
+    def rollback(self, count: int) -> None:
+        for layer in self.layers:
+            layer.rollback(count)
+
+    def accept(self, tokens: Sequence[int]) -> None:
+        for layer in self.layers:
+            layer.accept(tokens)
+
+    def forced_tokens(self) -> list[int]:
+        """Tokens every layer forces (a common prefix; usually none)."""
+        forced = [layer.forced_tokens() for layer in self.layers]
+        common = []
+        for tokens in zip(*forced):
+            if len(set(tokens)) != 1:
+                break
+            common.append(tokens[0])
+        return common
+
+    def is_finished(self) -> bool:
+        return any(layer.is_finished() for layer in self.layers)
+
+    def is_complete(self) -> bool:
+        return all(layer.is_complete() for layer in self.layers)
+
+
+def member_constraint(plan: TypeLayerPlan, grammars: GrammarCache, token_text: Callable[[int], str], statement_text: str) -> MemberConstraint:
+    return MemberConstraint(grammars, token_text, plan.receivers, statement_text, plan.first_members)
+
+
+__all__ = ["AllOf", "TypeLayerPlan", "plan_type_layer", "typed_constraint", "member_constraint", "GrammarError",
+           "ConstraintFailed", "first_line"]

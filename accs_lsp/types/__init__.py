@@ -1,0 +1,1 @@
+"""Types at the cursor: a small type model, providers (Jedi, basedpyright) and the inhabitation search."""

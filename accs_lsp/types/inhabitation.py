@@ -1,0 +1,577 @@
+"""Inhabitation search: the expressions that build a value of the expected type.
+
+From the names in scope, their member tables and a table of builtins, the search
+finds the ways to reach the expected type within a depth bound (variables,
+attribute and method chains, calls of functions and constructors, builtin
+conversions, literals, comprehensions, displays, operators), and writes them as
+Lark rules over the Python grammar's terminals (see
+`constraints.python_grammar.expression_grammar`).
+
+* Every rule it writes is productive (rules that derive no string are pruned), so
+  llguidance's Earley parser keeps the prefix property: every prefix the mask
+  allows still extends to an expression of the expected type.
+* Gradual typing: names whose type is unknown, and members whose type is
+  unknown, stay allowed with any trailers after them. Builtins this search does
+  not model are such names. Argument types that the model cannot express are
+  any expression.
+* Memoised on (type, depth, whitespace flavour, comprehension variable), so
+  cycles (a method returning its own class) end at the depth bound.
+"""
+
+from __future__ import annotations
+
+import builtins
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from accs_lsp.types.model import (
+    ANY,
+    BOOL,
+    FLOAT,
+    INT,
+    NONE,
+    STR,
+    PyType,
+    element_type,
+    is_assignable,
+    is_iterable,
+    list_of,
+    union,
+)
+from accs_lsp.types.provider import Binding, Member, Signature
+
+# The iterable of a comprehension whose loop variable's type is unknown: reached only by
+# values of unknown type, never by a known iterable (whose comprehension is typed).
+UNKNOWN_ITERABLE = PyType("<unknown iterable>")
+MembersOf = Callable[[PyType], tuple[Member, ...]]
+
+# Builtin callables the search models: name -> (parameter kinds, result rule). "any" is any
+# expression; "iter" an iterable whose element the result rule receives.
+_CONVERSIONS = {"str": STR, "repr": STR, "int": INT, "float": FLOAT, "bool": BOOL, "len": INT, "round": INT,
+                "abs": ANY, "ord": INT, "chr": STR, "hash": INT, "id": INT, "format": STR, "ascii": STR,
+                "isinstance": BOOL, "callable": BOOL, "hasattr": BOOL, "any": BOOL, "all": BOOL}
+_COLLECTORS = {"list": "list", "sorted": "list", "set": "set", "frozenset": "frozenset", "tuple": "tuple",
+               "reversed": "Iterator", "iter": "Iterator", "filter": "Iterator"}
+_REDUCERS = ("sum", "min", "max", "next")
+MODELLED_BUILTINS = frozenset(_CONVERSIONS) | frozenset(_COLLECTORS) | frozenset(_REDUCERS) | {"map", "range", "dict", "enumerate", "zip"}
+_KNOWN_CLASSES = frozenset(
+    {"int", "float", "complex", "str", "bytes", "bool", "None", "list", "dict", "set", "frozenset", "tuple",
+     "range", "Iterator", "Iterable", "Sequence", "Collection", "Mapping", "MutableMapping", "MutableSequence",
+     "AbstractSet", "MutableSet", "Union", "enumerate", "map", "filter", "zip", "reversed", "Sized", "Container",
+     "Hashable", "Reversible", "KeysView", "ValuesView"}
+)
+_SCALARS = {"int", "float", "complex", "bool", "str", "bytes", "None"}
+_NUMERIC = {"int": ("+", "-", "*", "//", "%", "**"), "float": ("+", "-", "*", "/", "//", "%", "**"),
+            "complex": ("+", "-", "*", "/", "**")}
+_TERMINAL_OF = {"(": "LPAR", ")": "RPAR", "[": "LSQB", "]": "RSQB", "{": "LBRACE", "}": "RBRACE", ",": "COMMA",
+                ".": "DOT", ":": "COLON", "for": "FOR1", "in": "IN1", "if": "IF1", "else": "ELSE1",
+                "not": "NOT0", "and": "BOOLOP", "=": "EQ"}
+
+
+@dataclass(frozen=True)
+class Lit:
+    """Fixed text; `inner`: it sits inside this production's brackets (bracket whitespace)."""
+
+    text: str
+    inner: bool = False
+
+
+@dataclass(frozen=True)
+class Hole:
+    """A sub-expression: of `type` ("typed"), any expression ("any"), a fresh name ("fresh"),
+    comprehension targets ("targets"), or a raw grammar symbol ("raw": `type` unused, `symbol` set)."""
+
+    kind: str
+    type: PyType = ANY
+    inner: bool = True
+    loop: PyType | None = None
+    depth_cost: int = 1
+    symbol: str = ""
+
+
+Part = Lit | Hole
+
+
+@dataclass(frozen=True)
+class Production:
+    parts: tuple[Part, ...]
+    cost: float
+
+
+@dataclass
+class Scope:
+    bindings: dict[str, Binding]
+    members_of: MembersOf
+    classes: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def of(cls, bindings: Iterable[Binding], members_of: MembersOf) -> "Scope":
+        by_name = {binding.name: binding for binding in bindings}
+        classes = frozenset(b.name for b in by_name.values() if b.kind == "class")
+        return cls(by_name, members_of, classes)
+
+
+def is_modelled(value: PyType, classes: frozenset[str]) -> bool:
+    """Whether every class named in the type is one this search can reason about."""
+    if not value.is_known:
+        return True
+    if value.name not in _KNOWN_CLASSES and value.name not in classes:
+        return False
+    return all(is_modelled(arg, classes) for arg in value.args)
+
+
+def gradual(value: PyType, classes: frozenset[str]) -> PyType:
+    """The type, or ANY where the search cannot reason about it."""
+    return value if is_modelled(value, classes) else ANY
+
+
+class InhabitationGrammar:
+    """The Lark rules for "an expression of type T" in one scope.
+
+    `rule_for(T, flavour)` returns the nonterminal; `text()` the rules written so far
+    (to append to `expression_grammar(extra=...)`). `inhabitants(T)` lists concrete
+    expressions ranked by cost, for completion items.
+    """
+
+    def __init__(self, scope: Scope, max_depth: int = 3, chain_steps: int = 2) -> None:
+        self.scope = scope
+        self.max_depth = max_depth
+        self.chain_steps = chain_steps
+        self._names: dict[tuple, str] = {}
+        self._rules: dict[str, list[str]] = {}
+        self._productive: dict[tuple, bool] = {}
+        self._terminals: dict[str, str] = {}
+        self._known_names = sorted(
+            {name for name, binding in scope.bindings.items() if binding.type.is_known or binding.signature}
+            | {name for name in dir(builtins) if name in MODELLED_BUILTINS}
+        )
+
+    # -- the search ------------------------------------------------------------------------
+
+    def productions(self, target: PyType, depth: int, loop: PyType | None) -> list[Production]:
+        """Every way to build `target` at this depth (sub-holes one level shallower)."""
+        found: list[Production] = []
+        if target == UNKNOWN_ITERABLE:
+            return self._names_reaching(target, loop) + self._calls_reaching(target, 0) + [
+                Production((Lit(name), Lit("("), Hole("raw", symbol="args_b", depth_cost=0), Lit(")"), Hole("chain", ANY, False, depth_cost=0)), 3)
+                for name in ("range", "enumerate", "zip", "reversed", "sorted", "map", "filter", "iter")
+            ]
+        found += self._literals(target)
+        found += self._names_reaching(target, loop)
+        found += self._calls_reaching(target, depth)
+        if depth > 0:
+            found += self._builtin_calls(target, depth)
+            found += self._collections(target, depth, loop)
+            found += self._operators(target, loop)
+        return found
+
+    def _literals(self, target: PyType) -> list[Production]:
+        symbols = []
+        for name in ("int", "float", "complex", "str", "bytes", "bool", "None"):
+            if is_assignable(PyType(name), target) and target.is_known:
+                symbols.append({"int": "INTLIT@", "float": "NUMBER@", "complex": "NUMBER@", "str": "strings@",
+                                "bytes": "strings@", "bool": "BOOLLIT@", "None": "NONELIT@"}[name])
+        productions = [Production((Hole("raw", symbol=symbol, depth_cost=0),), 2) for symbol in dict.fromkeys(symbols)]
+        if is_assignable(STR, target) and target.is_known:  # "sep".join(...), "{}".format(...)
+            productions += [Production((Hole("raw", symbol="strings@", depth_cost=0), Hole("chain", STR, False, depth_cost=0)), 4)]
+        return productions
+
+    def _names_reaching(self, target: PyType, loop: PyType | None) -> list[Production]:
+        found = []
+        for name, binding in self.scope.bindings.items():
+            if binding.kind in ("function", "class") or not binding.type.is_known:
+                continue
+            value = gradual(binding.type, self.scope.classes)
+            if self._chain_productive(value, target, self.chain_steps):
+                found.append(Production((Lit(name), Hole("chain", value, False, depth_cost=0)), 1))
+        if loop is not None:
+            if self._chain_productive(loop, target, self.chain_steps):
+                found.append(Production((Hole("fresh", depth_cost=0), Hole("chain", loop, False, depth_cost=0)), 1))
+        else:
+            found.append(Production((Hole("raw", symbol="gx@", depth_cost=0),), 50))  # gradual: unknown names
+        return found
+
+    def _calls_reaching(self, target: PyType, depth: int) -> list[Production]:
+        found = []
+        for name, binding in self.scope.bindings.items():
+            if binding.kind not in ("function", "class"):
+                continue
+            signature = binding.signature
+            result = gradual(signature.result, self.scope.classes) if signature else ANY
+            if not self._chain_productive(result, target, self.chain_steps):
+                continue
+            arguments = self._arguments(signature, depth)
+            if arguments is None:
+                continue
+            found.append(Production((Lit(name), Lit("("), *arguments, Lit(")"), Hole("chain", result, False, depth_cost=0)), 3))
+        return found
+
+    def _arguments(self, signature: Signature | None, depth: int) -> tuple[Part, ...] | None:
+        if signature is None or signature.variadic or depth == 0:
+            return (Hole("raw", symbol="args_b?", depth_cost=0),)
+        parts: list[Part] = []
+        for index, param in enumerate(signature.required):
+            if index:
+                parts.append(Lit(",", True))
+            param_type = gradual(param.type, self.scope.classes)
+            parts.append(Hole("typed", param_type) if param_type.is_known else Hole("any"))
+        if len(signature.required) < len(signature.params):
+            parts.append(Hole("raw", symbol="more_args_b?" if parts else "args_b?", depth_cost=0))
+        return tuple(parts)
+
+    def _builtin_calls(self, target: PyType, depth: int) -> list[Production]:
+        found = []
+        for name, result in _CONVERSIONS.items():
+            if name == "abs" and target.name in _NUMERIC:
+                found.append(Production((Lit("abs"), Lit("("), Hole("typed", target), Lit(")")), 3))
+            elif result.is_known and self._chain_productive(result, target, 1):
+                found.append(Production((Lit(name), Lit("("), Hole("raw", symbol="args_b", depth_cost=0), Lit(")"), Hole("chain", result, False, depth_cost=0)), 3))
+        element = element_type(target) if _is_collection_target(target) else None
+        if element is not None:
+            for name, family in _COLLECTORS.items():
+                made = PyType(family, (element,))
+                if is_assignable(made, target):
+                    extra = (Hole("raw", symbol="more_args_b?", depth_cost=0),) if name in ("sorted", "filter") else ()
+                    iterable = (Hole("any"), Lit(",", True), Hole("typed", PyType("Iterable", (element,)))) if name == "filter" else (Hole("typed", PyType("Iterable", (element,))), *extra)
+                    found.append(Production((Lit(name), Lit("("), *iterable, Lit(")")), 3))
+            if is_assignable(PyType("Iterator", (element,)), target):
+                found += self._maps(element)
+        if target.is_known and target.name in ("int", "float", "complex", "str"):
+            for name in ("min", "max"):
+                found.append(Production((Lit(name), Lit("("), Hole("typed", target), Hole("raw", symbol="more_args_b", depth_cost=0), Lit(")")), 4))
+        for name in _REDUCERS:
+            if target.is_known and target.name != "Union":
+                found.append(Production((Lit(name), Lit("("), Hole("typed", PyType("Iterable", (target,))), Hole("raw", symbol="more_args_b?", depth_cost=0), Lit(")")), 4))
+        if is_assignable(PyType("range"), target) or target.name in ("Iterable", "Sequence") and is_assignable(INT, element_type(target)):
+            found.append(Production((Lit("range"), Lit("("), Hole("raw", symbol="args_b", depth_cost=0), Lit(")")), 3))
+        if target.name in ("dict", "Mapping", "MutableMapping"):
+            found.append(Production((Lit("{"), Hole("raw", symbol="brace_inner_b?", depth_cost=0), Lit("}")), 2))
+            found.append(Production((Lit("dict"), Lit("("), Hole("raw", symbol="args_b?", depth_cost=0), Lit(")")), 3))
+        return found
+
+    def _maps(self, element: PyType) -> list[Production]:
+        """map(f, iterable) where f returns the element type: a conversion, a function in scope, a lambda."""
+        found = []
+        functions = [name for name, result in _CONVERSIONS.items() if result.is_known and is_assignable(result, element)]
+        functions += [name for name, b in self.scope.bindings.items()
+                      if b.kind == "function" and b.signature and is_assignable(gradual(b.signature.result, self.scope.classes), element)]
+        for name in functions:
+            found.append(Production((Lit("map"), Lit("("), Lit(name, True), Lit(",", True), Hole("any"), Lit(")")), 4))
+        found.append(Production((Lit("map"), Lit("("), Hole("raw", symbol="lambdef_b", depth_cost=0), Lit(",", True), Hole("any"), Lit(")")), 6))
+        return found
+
+    def _collections(self, target: PyType, depth: int, loop: PyType | None) -> list[Production]:
+        if not _is_collection_target(target):
+            return []
+        element = element_type(target)
+        found = []
+        for family, (opening, closing) in (("list", "[]"), ("set", "{}"), ("Iterator", "()")):
+            if not is_assignable(PyType(family, (element,)), target):
+                continue
+            if family != "Iterator":
+                empty = (Lit(opening), Lit(closing)) if family == "list" else (Lit("set"), Lit("("), Lit(")"))
+                found.append(Production(empty, 6))
+                found.append(Production((Lit(opening), Hole("typed", element), Hole("raw", symbol="more_any_b", depth_cost=0), Lit(closing)), 3))
+            for source in self._iterables():
+                found.append(self._comprehension(opening, closing, element, source))
+                if family == "Iterator":  # sum(len(w) for w in words): the syntax layer checks it is a sole argument
+                    found.append(Production(self._comprehension(opening, closing, element, source).parts[1:-1], 3))
+            found.append(self._comprehension(opening, closing, element, None))
+        if target.name == "tuple" and target.args and len(target.args) > 1 and ANY not in target.args:
+            parts: list[Part] = [Lit("(")]
+            for index, arg in enumerate(target.args):
+                parts += ([Lit(",", True)] if index else []) + [Hole("typed", arg)]
+            found.append(Production((*parts, Lit(")")), 3))
+        return found
+
+    def _comprehension(self, opening: str, closing: str, element: PyType, source: PyType | None) -> Production:
+        """[element for name in iterable]: with a known iterable the loop name has its element type."""
+        if source is None:  # an iterable whose element type is unknown: the element is not checked
+            return Production((Lit(opening), Hole("any"), Lit("for", True), Hole("targets"), Lit("in", True),
+                               Hole("typed", UNKNOWN_ITERABLE), Hole("raw", symbol="comp_if_b?", depth_cost=0), Lit(closing)), 8)
+        return Production((Lit(opening), Hole("typed", element, loop=element_type(source)), Lit("for", True), Hole("fresh"),
+                           Lit("in", True), Hole("typed", source), Hole("raw", symbol="comp_if_b?", depth_cost=0), Lit(closing)), 2)
+
+    def _iterables(self) -> list[PyType]:
+        seen = []
+        for binding in self.scope.bindings.values():
+            value = gradual(binding.type, self.scope.classes)
+            if binding.kind == "variable" and value.is_known and is_iterable(value) and element_type(value).is_known:
+                if value not in seen:
+                    seen.append(value)
+        return seen[:6]
+
+    def _operators(self, target: PyType, loop: PyType | None) -> list[Production]:
+        found = []
+        name = target.name
+        if name in _NUMERIC or name == "str" or name == "list" and target.args:
+            operand = Hole("typed", target, False, loop)
+            op = "ARITH_" + name.upper() + "@"
+            found.append(Production((operand, Hole("raw", symbol=op, depth_cost=0), operand), 4))
+        if name == "str":
+            found.append(Production((Hole("typed", STR, False, loop), Hole("raw", symbol="ARITH_REPEAT@", depth_cost=0), Hole("typed", INT, False, loop)), 5))
+        if target.is_known:
+            branch = Hole("typed", target, False, loop)
+            found.append(Production((branch, Lit("if"), Hole("raw", symbol="disjunction@", depth_cost=0), Lit("else"), branch), 6))
+        if is_assignable(BOOL, target) and target.is_known:
+            found.append(Production((Hole("raw", symbol="arith@", depth_cost=0), Hole("raw", symbol="compare_op@", depth_cost=0), Hole("raw", symbol="arith@", depth_cost=0)), 3))
+            found.append(Production((Lit("not"), Hole("typed", BOOL, False, loop)), 3))
+            found.append(Production((Hole("typed", BOOL, False, loop), Lit("and"), Hole("typed", BOOL, False, loop)), 4))
+        return found
+
+    # -- chains: value --member/subscript/call--> ... --> target ------------------------------
+
+    def chain_steps_of(self, value: PyType) -> list[tuple[tuple[Part, ...], PyType]]:
+        """One step from a value: attribute, method call, subscript; with the step's result type."""
+        steps: list[tuple[tuple[Part, ...], PyType]] = []
+        for member in self.scope.members_of(value):
+            result = gradual(member.type, self.scope.classes)
+            if member.is_method:
+                steps.append(((Lit("."), Lit(member.name), Lit("("), Hole("raw", symbol="args_b?", depth_cost=0), Lit(")")), result))
+            else:
+                steps.append(((Lit("."), Lit(member.name)), result))
+        subscripted = _subscript_result(value)
+        if subscripted is not None:
+            steps.append(((Lit("["), Hole("raw", symbol="expr_b", depth_cost=0), Lit("]")), subscripted))
+        if value.name in ("list", "str", "tuple", "bytes") and value.args or value.name in ("str", "bytes"):
+            steps.append(((Lit("["), Hole("raw", symbol="slice_range_b", depth_cost=0), Lit("]")), value))
+        return steps
+
+    def _chain_productive(self, value: PyType, target: PyType, steps: int) -> bool:
+        key = ("chain", value, target, steps)
+        if key in self._productive:
+            return self._productive[key]
+        self._productive[key] = False  # a cycle reaching back here adds nothing
+        result = not value.is_known or is_assignable(value, target)
+        if not result and steps > 0:
+            result = any(self._chain_productive(after, target, steps - 1) for _, after in self.chain_steps_of(value))
+        self._productive[key] = result
+        return result
+
+    # -- writing the grammar ----------------------------------------------------------------
+
+    def rule_for(self, target: PyType, flavour: str = "", depth: int | None = None, loop: PyType | None = None) -> str | None:
+        """The nonterminal deriving expressions of `target`; None if the search finds none."""
+        depth = self.max_depth if depth is None else depth
+        key = ("typed", target, depth, flavour, loop)
+        if key in self._names:
+            return self._names[key] or None
+        self._names[key] = ""  # in progress: a reference back to it is not (yet) productive
+        alternatives = []
+        if target.name == "Union":
+            alternatives = [rule for member in target.args if (rule := self.rule_for(member, flavour, depth, loop))]
+        union_extra = self._operators(target, loop) if target.name == "Union" and depth > 0 else []
+        for production in self.productions(target, depth, loop) if target.name != "Union" else union_extra:
+            written = self._write(production, flavour, depth, target)
+            if written is not None:
+                alternatives.append(written)
+        if not alternatives:
+            return None
+        name = f"ty{len(self._rules)}{flavour}"
+        self._rules[name] = alternatives
+        self._names[key] = name
+        return name
+
+    def _write(self, production: Production, flavour: str, depth: int, target: PyType) -> str | None:
+        symbols = []
+        for part in production.parts:
+            symbol = self._symbol(part, flavour, depth, target)
+            if symbol is None:
+                return None
+            symbols.append(symbol)
+        return " ".join(symbol for symbol in symbols if symbol)
+
+    def _symbol(self, part: Part, flavour: str, depth: int, target: PyType) -> str | None:
+        inner_flavour = "_b" if getattr(part, "inner", False) else flavour
+        suffix = "_B" if inner_flavour == "_b" else ""
+        if isinstance(part, Lit):
+            if part.text in _TERMINAL_OF:
+                closing = part.text in ")]}"
+                return _TERMINAL_OF[part.text] + ("_B" if (flavour == "_b" if closing else inner_flavour == "_b") else "")
+            return self._name_terminal(part.text, suffix)
+        if part.kind == "raw":
+            symbol = part.symbol
+            if "@" in symbol:
+                stem = symbol.replace("@", "")
+                return stem + ("_b" if stem.islower() and inner_flavour == "_b" else "_B" if inner_flavour == "_b" else "")
+            return symbol
+        if part.kind == "any":
+            return "expr" + inner_flavour if inner_flavour else "expr"
+        if part.kind == "targets":
+            return "star_targets_b"
+        if part.kind == "fresh":
+            return "UNK" + suffix
+        if part.kind == "chain":
+            return self._chain_rule(part.type, target, self.chain_steps, flavour)
+        if not part.type.is_known:
+            return "expr" + inner_flavour
+        if depth - part.depth_cost < 0:
+            return None
+        return self.rule_for(part.type, inner_flavour, depth - part.depth_cost, part.loop)
+
+    def _chain_rule(self, value: PyType, target: PyType, steps: int, flavour: str) -> str | None:
+        """Trailers after a value of type `value` that make it a `target`: a symbol ("" when
+        nothing may follow), or None when no chain gets there."""
+        if not value.is_known:
+            return "trailers" + flavour
+        if not self._chain_productive(value, target, steps):
+            return None
+        key = ("chain", value, target, steps, flavour)
+        if key in self._names:
+            return self._names[key]
+        self._names[key] = ""
+        alternatives = []
+        if steps > 0:
+            for parts, after in self.chain_steps_of(value):
+                rest = self._chain_rule(after, target, steps - 1, flavour)
+                if rest is None or not self._chain_productive(after, target, steps - 1):
+                    continue
+                symbols = [self._symbol(part, flavour, 0, target) for part in parts]
+                if None not in symbols:
+                    alternatives.append(" ".join(s for s in symbols + [rest] if s))
+        nullable = is_assignable(value, target)
+        if not alternatives:
+            self._names[key] = "" if nullable else None
+            return self._names[key]
+        name = f"ch{len(self._rules)}{flavour}"
+        self._rules[name] = alternatives
+        self._names[key] = name + ("?" if nullable else "")
+        return self._names[key]
+
+    def _name_terminal(self, text: str, suffix: str) -> str:
+        key = text + suffix
+        if key not in self._terminals:
+            self._terminals[key] = f"K{len(self._terminals)}{suffix}: \"{text}\" {'WS_B' if suffix else 'WS'}"
+        return self._terminals[key].split(":")[0]
+
+    def text(self) -> str:
+        lines = []
+        for name, alternatives in self._rules.items():
+            body = " | ".join(f"({a})" for a in alternatives)
+            lines.append(f"{name}: {body}")
+        lines += list(self._terminals.values())
+        excluded = "|".join(self._known_names) or "_^"
+        lines += [
+            f"UNK_CORE: NAME_CORE & ~/({excluded})/",
+            "UNK: UNK_CORE WS",
+            "UNK_B: UNK_CORE WS_B",
+            "gx: UNK trailers",
+            "gx_b: UNK_B trailers_b",
+            "trailers: (DOT NAME | LPAR args_b? RPAR | LSQB slices_b RSQB)*",
+            "trailers_b: (DOT_B NAME_B | LPAR_B args_b? RPAR_B | LSQB_B slices_b RSQB_B)*",
+            "more_args_b: COMMA_B args_b?",
+            "more_any_b: (COMMA_B expr_b)* COMMA_B?",
+            "comp_if_b: IF1_B disjunction_b",
+            "slice_range_b: expr_b? COLON_B expr_b? (COLON_B expr_b?)?",
+            "compare_op: COMPOP | IN1 | NOT1 IN1 | IS1 | IS1 NOT1",
+            "compare_op_b: COMPOP_B | IN1_B | NOT1_B IN1_B | IS1_B | IS1_B NOT1_B",
+            "INTLIT: INTNUM WS",
+            "INTLIT_B: INTNUM WS_B",
+            "BOOLLIT: /True|False/ WS",
+            "BOOLLIT_B: /True|False/ WS_B",
+            "NONELIT: /None/ WS",
+            "NONELIT_B: /None/ WS_B",
+        ]
+        for name, ops in list(_NUMERIC.items()) + [("str", ("+",)), ("list", ("+",)), ("repeat", ("*",))]:
+            regex = "|".join(op.replace("*", "\\*").replace("+", "\\+").replace("/", "\\/") for op in ops)
+            lines.append(f"ARITH_{name.upper()}: /{regex}/ WS")
+            lines.append(f"ARITH_{name.upper()}_B: /{regex}/ WS_B")
+        return "\n".join(lines) + "\n"
+
+    # -- completion items ---------------------------------------------------------------------
+
+    def inhabitants(self, target: PyType, limit: int = 8) -> list[tuple[str, float]]:
+        """Concrete expressions of `target`, cheapest first (no model involved)."""
+        found: dict[str, float] = {}
+        for production in self.productions(target, self.max_depth, None):
+            for text, cost in itertools.islice(self._concrete(production, target, self.max_depth), 4):
+                if text not in found or cost < found[text]:
+                    found[text] = cost
+        return sorted(found.items(), key=lambda item: (item[1], len(item[0])))[:limit]
+
+    def _concrete(self, production: Production, target: PyType, depth: int, loop_name: str = "") -> Iterable[tuple[str, float]]:
+        texts = [""]
+        cost = production.cost
+        for part in production.parts:
+            if isinstance(part, Lit):
+                piece = {",": ", ", "for": " for ", "in": " in ", "not": "not ", "and": " and "}.get(part.text, part.text)
+                texts = [text + piece for text in texts]
+            elif part.kind == "chain":
+                options = [(text_, c) for text_, c in self._concrete_chain(part.type, target, self.chain_steps)]
+                if not options:
+                    return
+                texts = [text + option for text in texts for option, _ in options[:2]]
+                cost += min(c for _, c in options)
+            elif part.kind == "fresh":
+                loop_name = loop_name or "item"
+                texts = [text + loop_name for text in texts]
+            elif part.kind == "typed" and depth > 0:
+                inner = self._best_inhabitant(part.type, depth - 1, part.loop, loop_name or "item")
+                if inner is None:
+                    return
+                texts = [text + inner[0] for text in texts]
+                cost += inner[1]
+                if part.loop is not None:
+                    loop_name = loop_name or "item"
+            elif part.kind == "raw" and part.symbol.endswith("?"):
+                continue
+            elif part.kind == "raw" and part.symbol == "args_b" and loop_name:
+                texts = [text + loop_name for text in texts]
+            else:
+                return
+        for text in texts:
+            yield text, cost
+
+    def _best_inhabitant(self, target: PyType, depth: int, loop: PyType | None, loop_name: str) -> tuple[str, float] | None:
+        best: tuple[str, float] | None = None
+        for production in self.productions(target, depth, loop):
+            if production.cost >= 50:
+                continue
+            for text, cost in itertools.islice(self._concrete(production, target, depth, "item" if loop else ""), 1):
+                text = text.replace("item", loop_name) if loop is not None else text
+                if best is None or cost < best[1]:
+                    best = (text, cost)
+        return best
+
+    def _concrete_chain(self, value: PyType, target: PyType, steps: int) -> list[tuple[str, float]]:
+        if not value.is_known:
+            return []
+        options = [("", 0.0)] if is_assignable(value, target) else []
+        if steps > 0 and not options:
+            for parts, after in self.chain_steps_of(value):
+                if any(isinstance(p, Hole) and not p.symbol.endswith("?") for p in parts) or after == NONE:
+                    continue
+                if not self._callable_without_arguments(value, parts):
+                    continue
+                step = "".join(p.text for p in parts if isinstance(p, Lit))
+                for rest, cost in self._concrete_chain(after, target, steps - 1):
+                    options.append((step + rest, cost + 1))
+        return sorted(options, key=lambda option: option[1])
+
+
+    def _callable_without_arguments(self, value: PyType, parts: tuple[Part, ...]) -> bool:
+        if len(parts) < 3:
+            return True
+        name = parts[1].text if isinstance(parts[1], Lit) else ""
+        member = next((m for m in self.scope.members_of(value) if m.name == name), None)
+        return member is not None and member.signature is not None and not member.signature.required
+
+
+def _is_collection_target(target: PyType) -> bool:
+    return target.is_known and target.name in ("list", "set", "frozenset", "Iterable", "Iterator", "Sequence",
+                                               "Collection", "MutableSequence", "AbstractSet", "MutableSet") and bool(target.args)
+
+
+def _subscript_result(value: PyType) -> PyType | None:
+    if value.name in ("list", "Sequence", "MutableSequence") and value.args:
+        return value.args[0]
+    if value.name in ("dict", "Mapping", "MutableMapping") and len(value.args) == 2:
+        return value.args[1]
+    if value.name == "str":
+        return STR
+    if value.name == "tuple" and value.args:
+        return union(*value.args)
+    return None
+
+

@@ -1,0 +1,136 @@
+"""What the type layer asks a type checker, and the shape of the answers.
+
+Two providers answer these questions: Jedi (default, in process) and basedpyright
+(`typeProvider: "pyright"`, a language-server subprocess). Both fail open: a
+question they cannot answer gets None or an empty answer, never an exception.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from accs_lsp.types.model import ANY, PyType, _from_node
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: PyType
+    has_default: bool = False
+    keyword_only: bool = False
+
+
+@dataclass(frozen=True)
+class Signature:
+    params: tuple[Param, ...]
+    result: PyType
+    variadic: bool = False  # takes *args or **kwargs
+
+    @property
+    def required(self) -> tuple[Param, ...]:
+        return tuple(param for param in self.params if not param.has_default and not param.keyword_only)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A name in scope. `type` is the value's type: for a class, Type[C]; for a function,
+    its result type is in `signature`."""
+
+    name: str
+    type: PyType
+    kind: str = "variable"  # variable | function | class | module
+    signature: Signature | None = None
+
+
+@dataclass(frozen=True)
+class Member:
+    """An attribute or method of a type; `type` is the attribute's type or the method's result."""
+
+    name: str
+    type: PyType
+    is_method: bool = False
+    signature: Signature | None = None
+
+
+@dataclass(frozen=True)
+class HoleTypes:
+    """What the checker knows at a hole.
+
+    expected: the type the expression at the hole must have (None: no expectation).
+    origin: where the expectation comes from: return, annotation, argument, attribute.
+    bindings: the names in scope with their types (builtins excluded).
+    """
+
+    expected: PyType | None = None
+    origin: str = ""
+    bindings: tuple[Binding, ...] = field(default=())
+
+
+class TypeProvider(Protocol):
+    def hole_types(self, source: str, slot: "ExpressionSlot") -> HoleTypes:
+        """Expected type of the expression at `slot`, and the names in scope there."""
+        ...
+
+    def member_names(self, source: str, receiver_end: int) -> tuple[str, ...] | None:
+        """Members of the value whose expression ends at character offset `receiver_end`
+        (just before a "."); None when its type is unknown."""
+        ...
+
+    def members(self, source: str, owner: PyType) -> tuple[Member, ...]:
+        """Members of a value of type `owner` (public names only), with their types; () if unknown."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExpressionSlot:
+    """An expression position in the statement at the cursor, found from the text alone.
+
+    kind: return | annotation | attribute | argument | assignment
+    start: character offset in the document where the expression begins
+    annotation: the annotation's text (kind annotation)
+    callee_end: offset just after the callee's "(" (kind argument)
+    keyword: the keyword of a keyword argument (kind argument), else ""
+    """
+
+    kind: str
+    start: int
+    annotation: str = ""
+    callee_end: int = 0
+    keyword: str = ""
+    target: str = ""
+
+
+def parse_signature(text: str) -> Signature | None:
+    """A signature from its text as Jedi prints it: `name(a: int, b: str = "") -> list[str]`."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        tree = ast.parse(f"def {text}: pass")
+    except SyntaxError:
+        return None
+    function = tree.body[0]
+    if not isinstance(function, ast.FunctionDef):
+        return None
+    args = function.args
+    positional = args.posonlyargs + args.args
+    first_default = len(positional) - len(args.defaults)
+    params = [
+        Param(arg.arg, _annotation(arg.annotation), index >= first_default)
+        for index, arg in enumerate(positional)
+        if arg.arg not in ("self", "cls")
+    ]
+    params += [
+        Param(arg.arg, _annotation(arg.annotation), default is not None, keyword_only=True)
+        for arg, default in zip(args.kwonlyargs, args.kw_defaults)
+    ]
+    variadic = args.vararg is not None or args.kwarg is not None
+    return Signature(tuple(params), _annotation(function.returns), variadic)
+
+
+def _annotation(node: ast.expr | None) -> PyType:
+    return ANY if node is None else _from_node(node)
