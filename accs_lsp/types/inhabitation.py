@@ -392,9 +392,9 @@ class InhabitationGrammar:
             return self._name_terminal(part.text, suffix)
         if part.kind == "raw":
             symbol = part.symbol
-            if "@" in symbol:
+            if "@" in symbol:  # a symbol of the production's own context, in its whitespace flavour
                 stem = symbol.replace("@", "")
-                return stem + ("_b" if stem.islower() and inner_flavour == "_b" else "_B" if inner_flavour == "_b" else "")
+                return stem + ("" if flavour != "_b" else "_b" if stem.islower() else "_B")
             return symbol
         if part.kind == "any":
             return "expr" + inner_flavour if inner_flavour else "expr"

@@ -33,7 +33,11 @@ class JediProvider:
         self._members.clear()
 
     def hole_types(self, source: str, slot: ExpressionSlot) -> HoleTypes:
-        # Jedi closes a function whose text ends at the cursor: its parameters go out of scope.
+        # Jedi closes a function whose body is still empty at the cursor (its parameters go out
+        # of scope): an expression placed at the hole keeps it open.
+        line_end = source.find("\n", slot.start)
+        if not source[slot.start : len(source) if line_end < 0 else line_end].strip():
+            source = source[: slot.start] + "0" + source[slot.start :]
         source = source if source.endswith("\n") else source + "\n"
         with self._lock:
             try:

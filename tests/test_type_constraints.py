@@ -1,0 +1,181 @@
+"""The type layer with real Jedi, real llguidance and the real model.
+
+The typed-expression grammar is checked directly (which texts it admits as a prefix and
+as a complete expression followed by the end of the statement), then through the
+decoding loop. The seed's examples, translated to Python, come first.
+"""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from accs_lsp.completion import CompletionEngine, CompletionOptions
+from accs_lsp.constraints.members import MemberConstraint
+from accs_lsp.constraints.types import plan_type_layer, typed_grammar
+from accs_lsp.documents import Document
+from accs_lsp.types.jedi_provider import JediProvider
+from accs_lsp.types.model import parse_type
+
+TRANSFORM = "def transform(arr: list[int]) -> list[str]:\n    return "
+TO_TEXT = "def f(x: int) -> str:\n    return "
+LIST_MEMBERS = "xs: list[int] = []\nxs."
+
+
+@pytest.fixture(scope="module")
+def provider() -> JediProvider:
+    return JediProvider()
+
+
+@pytest.fixture(scope="module")
+def engine(model) -> CompletionEngine:
+    return CompletionEngine(model)
+
+
+def statement_start(source: str) -> int:
+    line_start = source.rfind("\n", 0, len(source) - 1) + 1
+    return line_start + len(source[line_start:]) - len(source[line_start:].lstrip())
+
+
+def plan_at_end(provider: JediProvider, source: str, after_dot: bool = False):
+    return plan_type_layer(provider, source, statement_start(source), len(source), after_dot)
+
+
+class TypedLanguage:
+    """Which texts the typed grammar of a hole admits."""
+
+    def __init__(self, engine: CompletionEngine, provider: JediProvider, source: str) -> None:
+        self.plan = plan_at_end(provider, source)
+        assert self.plan.top_rule is not None, "no typed grammar at this hole"
+        self.matcher = engine.grammars.matcher(typed_grammar(self.plan, ""))
+        self.tokenize = engine.model.tokenize
+
+    def prefix(self, text: str) -> bool:
+        matcher = self.matcher.deep_copy()
+        return matcher.consume_tokens(self.tokenize(text)) and not matcher.is_error()
+
+    def complete(self, text: str) -> bool:
+        """Admitted as the whole expression: the end of the statement may follow."""
+        return self.prefix(text + "\n")
+
+
+def test_expected_types_from_jedi(provider: JediProvider) -> None:
+    assert str(plan_at_end(provider, TRANSFORM).expected) == "list[str]"
+    assert str(plan_at_end(provider, TO_TEXT).expected) == "str"
+    keyword = "def helper(a: int, b: str = '') -> None: ...\nhelper(1, b="
+    assert str(plan_at_end(provider, keyword).expected) == "str"
+    positional = "def helper(a: int, b: str = '') -> None: ...\nhelper("
+    assert str(plan_at_end(provider, positional).expected) == "int"
+    annotated = "def g(n: int):\n    total: float = "
+    assert str(plan_at_end(provider, annotated).expected) == "float"
+    attribute = "class P:\n    x: int\n    def __init__(self) -> None:\n        self.x = "
+    assert str(plan_at_end(provider, attribute).expected) == "int"
+
+
+def test_seed_transform_admits_conversions_and_rejects_wrong_types(engine, provider) -> None:
+    language = TypedLanguage(engine, provider, TRANSFORM)
+    assert language.complete("[str(x) for x in arr]")
+    assert language.complete("list(map(str, arr))")
+    assert not language.prefix("arr.sum")  # list has no member "sum"
+    assert not language.complete("len(arr)")  # an int
+    assert not language.complete("arr")  # a list[int]
+    assert not language.complete("[x for x in arr]")  # a list[int] again
+
+
+def test_seed_int_to_str_admits_str_and_fstring_and_rejects_the_int(engine, provider) -> None:
+    language = TypedLanguage(engine, provider, TO_TEXT)
+    assert language.complete("str(x)")
+    assert language.complete('f"{x}"')
+    assert not language.complete("x")
+    assert language.complete("unknown_helper(x)")  # gradual: a name of unknown type stays allowed
+
+
+def test_other_holes_follow_their_types(engine, provider) -> None:
+    ints = TypedLanguage(engine, provider, "def g(words: list[str], n: int) -> int:\n    return ")
+    assert ints.complete("len(words)") and ints.complete("n + 1") and ints.complete("sum(len(w) for w in words)")
+    assert not ints.complete("words") and not ints.complete("words[0]")
+    optional = TypedLanguage(engine, provider, "from typing import Optional\ndef g(xs: list[int]) -> Optional[int]:\n    return ")
+    assert optional.complete("None") and optional.complete("xs[0]") and optional.complete("max(xs) if xs else None")
+    assert not optional.complete("xs")
+    argument = TypedLanguage(engine, provider, "def g(a: int) -> None: ...\ndef h(q: list[str]):\n    g(")
+    assert argument.prefix("len(q))") and not argument.prefix("q)")
+
+
+def test_unknown_expected_type_leaves_the_hole_unconstrained(provider) -> None:
+    plan = plan_at_end(provider, "def g(p) -> SomethingUndefined:\n    return ")
+    assert plan.top_rule is None
+    assert plan_at_end(provider, "def g(p):\n    return ").top_rule is None
+
+
+def member_constraint_at_end(engine, provider, source: str) -> MemberConstraint:
+    plan = plan_at_end(provider, source, after_dot=True)
+    start = statement_start(source)
+    return MemberConstraint(engine.grammars, engine.model.token_text, plan.receivers, source[start:], plan.first_members)
+
+
+def test_members_after_dot_are_the_receivers_members(engine, provider) -> None:
+    members = member_constraint_at_end(engine, provider, LIST_MEMBERS)
+    assert members.allows("append(") and members.allows("pop") and members.allows("ap")
+    assert not members.allows("upper(") and not members.allows("sum") and not members.allows("zz")
+    assert not MemberConstraint.is_complete(members_after(members, "ap"))
+
+
+def members_after(members: MemberConstraint, text: str) -> MemberConstraint:
+    members.accept([])
+    members.text += text
+    return members
+
+
+def test_members_of_a_typed_name_are_checked_while_decoding(engine, provider) -> None:
+    source = "def g(words: list[str]) -> None:\n    "
+    members = member_constraint_at_end(engine, provider, source)
+    assert members.allows("words.append(") and members.allows("words[0].upper()")
+    assert not members.allows("words.upper") and not members.allows("words[0].append")
+
+
+def test_untyped_receiver_is_not_restricted(engine, provider) -> None:
+    members = member_constraint_at_end(engine, provider, "def g(v):\n    v.")
+    assert members.allows("anything_at_all(") and members.allows("x")
+
+
+def complete(engine: CompletionEngine, source: str, constraints: str, max_tokens: int = 24):
+    offset = source.index("|")
+    text = source.replace("|", "")
+    document = Document("file:///typed.py", text, "python").snapshot()
+    return engine.complete(document, offset, CompletionOptions(constraints=constraints, max_tokens=max_tokens, mode="line"))
+
+
+def test_decoding_loop_keeps_the_seed_completion_well_typed(engine, provider) -> None:
+    completion = complete(engine, TRANSFORM + "|\n", "types")
+    assert completion.expected_type == "list[str]" and completion.relaxed is None
+    assert completion.text, "the typed layer produced nothing"
+    assert TypedLanguage(engine, provider, TRANSFORM).complete(completion.text)
+
+
+def test_decoding_loop_under_int_to_str_returns_a_str(engine, provider) -> None:
+    completion = complete(engine, TO_TEXT + "|\n", "types")
+    assert completion.expected_type == "str"
+    assert completion.text.strip() not in ("x", "")
+    assert TypedLanguage(engine, provider, TO_TEXT).complete(completion.text)
+
+
+def test_decoding_loop_after_dot_writes_a_member(engine) -> None:
+    completion = complete(engine, LIST_MEMBERS + "|\n", "types", max_tokens=8)
+    name = completion.text.split("(")[0].strip()
+    assert name in dir(list) and not name.startswith("_"), completion.text
+    ast.parse(LIST_MEMBERS + completion.text)
+
+
+def test_untyped_code_completes_as_with_syntax_only(engine) -> None:
+    source = "def g(v):\n    return v.|\n"
+    typed, syntax = complete(engine, source, "types", 12), complete(engine, source, "syntax", 12)
+    assert typed.expected_type is None and typed.text == syntax.text
+
+
+def test_parse_type_reads_checker_spellings() -> None:
+    assert str(parse_type("List[int]")) == "list[int]"
+    assert str(parse_type("Optional[str]")) == "str | None"
+    assert str(parse_type("int | None")) == "int | None"
+    assert str(parse_type("Dict[str, List[int]]")) == "dict[str, list[int]]"
+    assert not parse_type("_T").is_known and not parse_type("not a type(").is_known
