@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     mask.add_argument("--throughput-models", default="smollm2", help="models for the throughput ratio")
     mask.add_argument("--max-tokens", type=positive_int, default=48)
     mask.add_argument("--rounds", type=positive_int, default=3, help="passes over the holes for the throughput")
+    types_bench = benches.add_parser("types", help="type layer overhead per token and per request, next to syntax only")
+    types_bench.add_argument("--per-kind", type=positive_int, default=4, help="return, argument and attribute holes from fixtures/")
+    types_bench.add_argument("--max-tokens", type=positive_int, default=32)
+    types_bench.add_argument("--rounds", type=positive_int, default=2, help="passes over the holes after the cold one")
+    types_bench.add_argument("--model", metavar="PATH")
 
     evaluate = commands.add_parser(
         "eval", help="completion quality of every constraint level on the same tasks (JSON, Markdown, PNG)"
@@ -200,6 +205,11 @@ def run_doctor(arguments: argparse.Namespace) -> int:
 
 
 def run_bench(arguments: argparse.Namespace) -> int:
+    if arguments.bench == "types":
+        from accs_lsp.bench import types as types_bench
+
+        print(types_bench.run(FIXTURES, arguments.model, arguments.per_kind, arguments.max_tokens, arguments.rounds))
+        return 0
     if arguments.bench == "mask":
         from accs_lsp.bench import mask
 

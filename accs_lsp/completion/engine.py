@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 
 from accs_lsp.analysis import CursorContext, cursor_context
 from accs_lsp.decoding import Generator, PromptBuilder, stop_rule_for
@@ -52,6 +53,8 @@ class CompletionEngine:
         self.overlap_masks = spare_core_for_masks(model.threads) if overlap_masks is None else overlap_masks
         self._grammars: GrammarCache | None = None
         self._type_providers: dict[str, "TypeProvider"] = {}
+        # Wraps each type-layer constraint of a request (`accs-lsp bench types` times them).
+        self.type_layer_probe: Callable[[TokenConstraint], TokenConstraint] | None = None
 
     @property
     def grammars(self) -> GrammarCache:
@@ -192,6 +195,8 @@ class CompletionEngine:
                 plan.top_rule = None
         statement_text = text[context.statement_start : decode_start] if decode_start > context.statement_start else ""
         layers.append(member_constraint(plan, self.grammars, self.model.token_text, statement_text))
+        if self.type_layer_probe is not None:
+            layers = layers[:1] + [self.type_layer_probe(layer) for layer in layers[1:]]
         return AllOf(layers), relaxed
 
 
