@@ -183,3 +183,27 @@ async def test_syntax_constrained_inline_completion(client: LanguageClient):
     lines = SOURCE.split("\n")
     lines[6] = "    " + text
     compile("\n".join(lines), "example.py", "exec")  # raises SyntaxError if the completion broke the file
+
+
+async def test_type_constrained_completion_lists_typed_alternatives(client: LanguageClient):
+    await start(client, constraints="types", maxTokens=16)
+    params = types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=URI), position=types.Position(line=1, character=11)
+    )
+    # `return a + b` is already there: complete at the start of a fresh `return ` line instead.
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=types.Position(1, 11), end=types.Position(1, 16)), text=""
+                )
+            ],
+        )
+    )
+    result = await client.text_document_completion_async(params)
+    assert result is not None and result.items
+    typed = [item for item in result.items if item.detail and "inhabits int" in item.detail]
+    assert typed, [item.label for item in result.items]
+    for item in typed:
+        compile(SOURCE.replace("return a + b", "return " + item.text_edit.new_text), "example.py", "exec")

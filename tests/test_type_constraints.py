@@ -179,3 +179,11 @@ def test_parse_type_reads_checker_spellings() -> None:
     assert str(parse_type("int | None")) == "int | None"
     assert str(parse_type("Dict[str, List[int]]")) == "dict[str, list[int]]"
     assert not parse_type("_T").is_known and not parse_type("not a type(").is_known
+
+
+def test_typed_alternatives_are_expressions_of_the_expected_type(engine, provider) -> None:
+    completion = complete(engine, TRANSFORM + "|\n", "types", max_tokens=4)
+    assert completion.typed_alternatives, "the search offered nothing"
+    language = TypedLanguage(engine, provider, TRANSFORM)
+    assert all(language.complete(text) for text in completion.typed_alternatives)
+    assert any("arr" in text for text in completion.typed_alternatives)

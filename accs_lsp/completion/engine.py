@@ -155,6 +155,7 @@ class CompletionEngine:
             removed_mass=round(result.removed_mass, 6),
             expected_type=str(plan.expected) if plan is not None and plan.expected is not None else None,
             type_ms=round(plan.seconds * 1000, 2) if plan is not None else 0.0,
+            typed_alternatives=typed_alternatives(plan, offset),
         )
 
     def _syntax_constraint(
@@ -198,6 +199,13 @@ class CompletionEngine:
         if self.type_layer_probe is not None:
             layers = layers[:1] + [self.type_layer_probe(layer) for layer in layers[1:]]
         return AllOf(layers), relaxed
+
+
+def typed_alternatives(plan: "TypeLayerPlan | None", offset: int, limit: int = 5) -> tuple[str, ...]:
+    """The cheapest inhabitants of the expected type, where the hole is still empty."""
+    if plan is None or plan.grammar is None or plan.expected is None or plan.slot is None or plan.slot.start != offset:
+        return ()
+    return tuple(text for text, _ in plan.grammar.inhabitants(plan.expected, limit))
 
 
 def line_ends(text: str) -> list[int]:

@@ -68,6 +68,9 @@ class Completion:
     # known and constrained, and the time spent asking the type provider and searching.
     expected_type: str | None = None
     type_ms: float = 0.0
+    # Expressions of the expected type from the inhabitation search (no model), cheapest first;
+    # only for an empty hole.
+    typed_alternatives: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

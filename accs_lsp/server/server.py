@@ -247,7 +247,7 @@ def completion_items(served: Served, snapshot: Snapshot, offset: int, position: 
     """One item that replaces the identifier being typed, so clients' prefix filtering keeps it."""
     text = served.completion.text
     if not text:
-        return types.CompletionList(is_incomplete=False, items=[])
+        return types.CompletionList(is_incomplete=False, items=typed_items(served, position))
     line_start = snapshot.lines.line_starts[snapshot.lines.line_of(offset)]
     typed = IDENTIFIER_TAIL.search(snapshot.text[line_start:offset])
     typed_text = typed.group(0) if typed else ""
@@ -268,7 +268,22 @@ def completion_items(served: Served, snapshot: Snapshot, offset: int, position: 
         ),
         command=feedback_command(served),
     )
-    return types.CompletionList(is_incomplete=False, items=[item])
+    return types.CompletionList(is_incomplete=False, items=[item, *typed_items(served, position)])
+
+
+def typed_items(served: Served, position: types.Position) -> list[types.CompletionItem]:
+    """Expressions of the expected type from the inhabitation search, after the model's item."""
+    expected = served.completion.expected_type
+    return [
+        types.CompletionItem(
+            label=text,
+            kind=types.CompletionItemKind.Value,
+            detail=f"accs-lsp · inhabits {expected}",
+            sort_text=f"1{rank:02d}",
+            text_edit=types.TextEdit(range=types.Range(start=position, end=position), new_text=text),
+        )
+        for rank, text in enumerate(served.completion.typed_alternatives)
+    ]
 
 
 def lsp_changes(params: types.DidChangeTextDocumentParams) -> list[TextChange]:

@@ -226,7 +226,7 @@ class InhabitationGrammar:
             if name == "abs" and target.name in _NUMERIC:
                 found.append(Production((Lit("abs"), Lit("("), Hole("typed", target), Lit(")")), 3))
             elif result.is_known and self._chain_productive(result, target, 1):
-                found.append(Production((Lit(name), Lit("("), Hole("raw", symbol="args_b", depth_cost=0), Lit(")"), Hole("chain", result, False, depth_cost=0)), 3))
+                found.append(Production((Lit(name), Lit("("), Hole("raw", symbol="args_b", depth_cost=0), Lit(")"), Hole("chain", result, False, depth_cost=0)), 2))
         element = element_type(target) if _is_collection_target(target) else None
         if element is not None:
             for name, family in _COLLECTORS.items():
