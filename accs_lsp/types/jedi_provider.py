@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from typing import Iterable
 
 import jedi
 
 from accs_lsp.types.model import ANY, PyType, parse_type, union
-from accs_lsp.types.provider import Binding, ExpressionSlot, HoleTypes, Member, Signature, parse_signature
+from accs_lsp.types.provider import Binding, ExpressionSlot, HoleTypes, Member, MemberTables, Signature, parse_signature
 
 # Types whose members do not depend on the user's code (cached for the whole session).
 BUILTIN_NAMES = frozenset(
@@ -27,7 +26,7 @@ class JediProvider:
     def __init__(self, path: str | None = None) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._members: OrderedDict[tuple[str, int], tuple[Member, ...]] = OrderedDict()
+        self._members = MemberTables(BUILTIN_NAMES)
 
     def close(self) -> None:
         self._members.clear()
@@ -59,21 +58,7 @@ class JediProvider:
             return names or None
 
     def members(self, source: str, owner: PyType) -> tuple[Member, ...]:
-        if not owner.is_known or owner.name in ("Union", "Callable", "Module"):
-            return ()
-        key = (str(owner), 0 if _builtin_only(owner) else hash(source))
-        with self._lock:
-            if key in self._members:
-                self._members.move_to_end(key)
-                return self._members[key]
-            try:
-                found = self._find_members(source if key[1] else "", owner)
-            except Exception:
-                found = ()
-            self._members[key] = found
-            if len(self._members) > 256:
-                self._members.popitem(last=False)
-            return found
+        return self._members.lookup(self._lock, source, owner, self._find_members)
 
     # -- expected type -------------------------------------------------------------------
 
@@ -193,10 +178,6 @@ def _type_hint(name: jedi.api.classes.BaseName) -> PyType:
 
 def _known_or_none(value: PyType | None) -> PyType | None:
     return value if value is not None and value.is_known else None
-
-
-def _builtin_only(value: PyType) -> bool:
-    return value.name in BUILTIN_NAMES and all(_builtin_only(arg) for arg in value.args)
 
 
 def _position(source: str, offset: int) -> tuple[int, int]:

@@ -8,8 +8,10 @@ question they cannot answer gets None or an empty answer, never an exception.
 from __future__ import annotations
 
 import ast
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from accs_lsp.types.model import ANY, PyType, _from_node
 
@@ -134,3 +136,47 @@ def parse_signature(text: str) -> Signature | None:
 
 def _annotation(node: ast.expr | None) -> PyType:
     return ANY if node is None else _from_node(node)
+
+
+class MemberTables:
+    """Member tables cached per type. Types made of builtins only are shared by every
+    source; other types are kept per source text (a class's members change as it is edited)."""
+
+    def __init__(self, builtin_names: frozenset[str], size: int = 256) -> None:
+        self.builtin_names = builtin_names
+        self.size = size
+        self._tables: OrderedDict[tuple[str, int], tuple[Member, ...]] = OrderedDict()
+
+    def lookup(
+        self,
+        lock: threading.Lock,
+        source: str,
+        owner: PyType,
+        find: Callable[[str, PyType], tuple[Member, ...]],
+        cache_failures: bool = True,
+    ) -> tuple[Member, ...]:
+        """The members of `owner`, from the cache or from `find(source, owner)` (under `lock`)."""
+        if not owner.is_known or owner.name in ("Union", "Callable", "Module"):
+            return ()
+        shared = self._builtin_only(owner)
+        key = (str(owner), 0 if shared else hash(source))
+        with lock:
+            if key in self._tables:
+                self._tables.move_to_end(key)
+                return self._tables[key]
+            try:
+                found = find("" if shared else source, owner)
+            except Exception:  # the checker failed on this type: unknown, fail open
+                if not cache_failures:
+                    return ()
+                found = ()
+            self._tables[key] = found
+            if len(self._tables) > self.size:
+                self._tables.popitem(last=False)
+            return found
+
+    def clear(self) -> None:
+        self._tables.clear()
+
+    def _builtin_only(self, value: PyType) -> bool:
+        return value.name in self.builtin_names and all(self._builtin_only(arg) for arg in value.args)

@@ -18,13 +18,12 @@ import sys
 import tempfile
 import threading
 import tokenize
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from accs_lsp.types.model import ANY, PyType, parse_type, union
-from accs_lsp.types.provider import Binding, ExpressionSlot, HoleTypes, Member, Signature, parse_signature
+from accs_lsp.types.provider import Binding, ExpressionSlot, HoleTypes, Member, MemberTables, Signature, parse_signature
 
 EXECUTABLE = "basedpyright-langserver"
 REQUEST_TIMEOUT_S = 5.0
@@ -241,7 +240,7 @@ class PyrightProvider:
         self._lock = threading.Lock()
         self._session: _Session | None = None
         self._workspace: str | None = None
-        self._members: OrderedDict[tuple[str, int], tuple[Member, ...]] = OrderedDict()
+        self._members = MemberTables(BUILTIN_NAMES, _MAX_CACHED_MEMBERS)
 
     @property
     def process(self) -> subprocess.Popen[bytes] | None:
@@ -290,21 +289,8 @@ class PyrightProvider:
         return names or None
 
     def members(self, source: str, owner: PyType) -> tuple[Member, ...]:
-        if not owner.is_known or owner.name in ("Union", "Callable", "Module"):
-            return ()
-        key = (str(owner), 0 if _builtin_only(owner) else hash(source))
-        with self._lock:
-            if key in self._members:
-                self._members.move_to_end(key)
-                return self._members[key]
-            try:
-                found = self._find_members(source if key[1] else "", owner)
-            except Exception:
-                return ()  # not cached: the next question may find the server warm
-            self._members[key] = found
-            if len(self._members) > _MAX_CACHED_MEMBERS:
-                self._members.popitem(last=False)
-            return found
+        # A failure is not cached: the next question may find the server warm.
+        return self._members.lookup(self._lock, source, owner, self._find_members, cache_failures=False)
 
     # -- the server and its document -------------------------------------------------------
 
@@ -804,5 +790,3 @@ def _known_or_none(value: PyType | None) -> PyType | None:
     return value if value is not None and value.is_known else None
 
 
-def _builtin_only(value: PyType) -> bool:
-    return value.name in BUILTIN_NAMES and all(_builtin_only(arg) for arg in value.args)
