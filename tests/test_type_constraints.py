@@ -187,3 +187,11 @@ def test_typed_alternatives_are_expressions_of_the_expected_type(engine, provide
     language = TypedLanguage(engine, provider, TRANSFORM)
     assert all(language.complete(text) for text in completion.typed_alternatives)
     assert any("arr" in text for text in completion.typed_alternatives)
+
+
+def test_new_attributes_on_self_and_user_classes_are_not_blocked(engine, provider) -> None:
+    on_self = member_constraint_at_end(engine, provider, "class A:\n    def __init__(self) -> None:\n        self.")
+    assert on_self.allows("brand_new_attribute = 1")
+    source = "class B:\n    pass\ndef g(b: B, xs: list[int]) -> None:\n    b."
+    assert member_constraint_at_end(engine, provider, source).allows("created = 2")
+    assert not member_constraint_at_end(engine, provider, source[:-2] + "xs.").allows("created = 2")

@@ -132,7 +132,12 @@ class CompletionEngine:
         else:
             # Where the grammar could not be applied, whole lines are the cut points to try.
             lengths = result.complete_lengths if constraint is not None else line_ends(result.text)
-            candidates = [result.text[:length] for length in sorted(set(lengths), reverse=True)]
+            ordered = sorted(set(lengths), reverse=True)
+            joined = suffix_join(ordered, result.text, context.line_suffix)
+            if joined is not None:  # the model went on to write the rest of the line itself: end there
+                ordered.remove(joined)
+                ordered.insert(0, joined)
+            candidates = [result.text[:length] for length in ordered]
             tidied = [tidy(candidate, context, mode, suffix) for candidate in candidates] + [""]
             text, rejections = first_parsing(document.text, offset, tidied)
         return Completion(
@@ -206,6 +211,18 @@ def typed_alternatives(plan: "TypeLayerPlan | None", offset: int, limit: int = 5
     if plan is None or plan.grammar is None or plan.expected is None or plan.slot is None or plan.slot.start != offset:
         return ()
     return tuple(text for text, _ in plan.grammar.inhabitants(plan.expected, limit))
+
+
+def suffix_join(lengths: list[int], text: str, line_suffix: str, sample: int = 4) -> int | None:
+    """The shortest complete length after which the generated text goes on with the rest of the
+    line (its first `sample` characters): where the completion meets the code after the cursor."""
+    rest = line_suffix.strip()[:sample]
+    if not rest:
+        return None
+    for length in sorted(lengths):
+        if length and text[length:].lstrip(" \t").startswith(rest):
+            return length
+    return None
 
 
 def line_ends(text: str) -> list[int]:

@@ -34,6 +34,10 @@ class ReceiverTypes:
         self.bindings = bindings
         self.members_of = members_of
 
+    def is_user_class(self, value: PyType) -> bool:
+        binding = self.bindings.get(value.name)
+        return binding is not None and binding.kind == "class"
+
     def members(self, value: PyType) -> dict[str, Member]:
         return {member.name: member for member in self.members_of(value)}
 
@@ -214,16 +218,29 @@ class MemberConstraint:
         return True
 
     def _members_at(self, text: str, dot: int) -> frozenset[str] | None:
+        before = text[:dot]
+        if not before or not in_code(before) or before[-1].isspace() or not self._attributes_fixed(before):
+            return None
         if self.first_members is not None and dot == self.first_members[0]:
             return self.first_members[1]
-        before = text[:dot]
-        if not before or not in_code(before) or before[-1].isspace():
-            return None
         value = self.receivers.type_before(before)
         if value is None:
             return None
         names = frozenset(self.receivers.members(value))
         return names or None
+
+    def _attributes_fixed(self, before: str) -> bool:
+        """False where the name after the dot may be a new attribute: on `self` and `cls`, and on
+        a receiver that starts the statement (maybe an assignment target) unless its type is a
+        builtin one, whose attributes cannot be assigned."""
+        steps = _trailing_chain(before)
+        if steps and steps[0][1] in ("self", "cls"):
+            return False
+        starts_statement = bool(steps) and before.lstrip().startswith(steps[0][1]) and "=" not in before
+        if not starts_statement:
+            return True
+        value = self.receivers.type_before(before)
+        return value is not None and not self.receivers.is_user_class(value)
 
     def _continuation_regex(self) -> str | None:
         """What may follow the text, as a regex; None where nothing is restricted."""

@@ -314,7 +314,7 @@ class InhabitationGrammar:
         if target.is_known:
             branch = Hole("typed", target, False, loop)
             found.append(Production((branch, Lit("if"), Hole("raw", symbol="disjunction@", depth_cost=0), Lit("else"), branch), 6))
-        if is_assignable(BOOL, target) and target.is_known:
+        if target == BOOL or target.name == "Union" and BOOL in target.args:  # not where a bool is only promoted
             found.append(Production((Hole("raw", symbol="arith@", depth_cost=0), Hole("raw", symbol="compare_op@", depth_cost=0), Hole("raw", symbol="arith@", depth_cost=0)), 3))
             found.append(Production((Lit("not"), Hole("typed", BOOL, False, loop)), 3))
             found.append(Production((Hole("typed", BOOL, False, loop), Lit("and"), Hole("typed", BOOL, False, loop)), 4))

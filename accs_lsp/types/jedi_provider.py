@@ -7,7 +7,7 @@ from typing import Iterable
 
 import jedi
 
-from accs_lsp.types.model import ANY, PyType, parse_type, union
+from accs_lsp.types.model import ANY, NONE, PyType, parse_type, union
 from accs_lsp.types.provider import Binding, ExpressionSlot, HoleTypes, Member, MemberTables, Signature, parse_signature
 
 # Types whose members do not depend on the user's code (cached for the whole session).
@@ -154,7 +154,9 @@ def _binding(completion: jedi.api.classes.Completion) -> Binding | None:
         if signature is not None:
             signature = Signature(signature.params, instance, signature.variadic)
         return Binding(completion.name, PyType("Type", (instance,)), "class", signature)
-    return Binding(completion.name, _type_hint(completion))
+    hinted = _type_hint(completion)
+    # Jedi prints "None" for a variable whose value it could not infer (`total = sum(...)`).
+    return Binding(completion.name, ANY if hinted == NONE else hinted)
 
 
 def _single_signature(completion: jedi.api.classes.BaseName) -> Signature | None:

@@ -180,8 +180,19 @@ def _arguments_fit(value: PyType, expected: PyType) -> bool:
         return all(is_assignable(element, arg) for arg in expected.args)
     pairs = zip(value.args, expected.args)
     if value.name in _INVARIANT:
-        return all(a == b or not a.is_known or not b.is_known for a, b in pairs)
+        return all(_same_type(a, b) for a, b in pairs)
     return all(is_assignable(a, b) for a, b in pairs)
+
+
+def _same_type(a: PyType, b: PyType) -> bool:
+    """Equal, reading Any and missing generic arguments (a bare `tuple`) as wildcards."""
+    if not a.is_known or not b.is_known:
+        return True
+    if a.name != b.name:
+        return False
+    if not a.args or not b.args:
+        return True
+    return len(a.args) == len(b.args) and all(_same_type(x, y) for x, y in zip(a.args, b.args))
 
 
 def element_type(value: PyType) -> PyType:
