@@ -88,7 +88,14 @@ def test_seed_int_to_str_admits_str_and_fstring_and_rejects_the_int(engine, prov
     assert language.complete("str(x)")
     assert language.complete('f"{x}"')
     assert not language.complete("x")
-    assert language.complete("unknown_helper(x)")  # gradual: a name of unknown type stays allowed
+
+
+def test_names_of_unknown_type_stay_allowed_and_undefined_names_do_not(engine, provider) -> None:
+    source = "import os\ndef helper(v):\n    return v\ndef f(x: int, y) -> str:\n    return "
+    language = TypedLanguage(engine, provider, source)
+    assert language.complete("helper(x)") and language.complete("y") and language.complete("os.sep")
+    assert language.complete("repr(x)") and language.complete("format(x)")
+    assert not language.prefix("undefined_name") and not language.complete("x")
 
 
 def test_other_holes_follow_their_types(engine, provider) -> None:

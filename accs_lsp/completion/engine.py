@@ -52,6 +52,7 @@ class CompletionEngine:
         self.context_tokens = context_tokens
         self.overlap_masks = spare_core_for_masks(model.threads) if overlap_masks is None else overlap_masks
         self._grammars: GrammarCache | None = None
+        self._type_grammars: GrammarCache | None = None
         self._type_providers: dict[str, "TypeProvider"] = {}
         # Wraps each type-layer constraint of a request (`accs-lsp bench types` times them).
         self.type_layer_probe: Callable[[TokenConstraint], TokenConstraint] | None = None
@@ -62,6 +63,14 @@ class CompletionEngine:
         if self._grammars is None:
             self._grammars = GrammarCache(tokenizer_for(self.model))
         return self._grammars
+
+    @property
+    def type_grammars(self) -> GrammarCache:
+        """The type layer's grammars (one per hole and scope, member sets) are kept apart, so
+        that they never push the syntax grammars out of their cache."""
+        if self._type_grammars is None:
+            self._type_grammars = GrammarCache(self.grammars.tokenizer, kept=64)
+        return self._type_grammars
 
     def type_provider(self, name: str) -> "TypeProvider":
         """Started on first use and kept: Jedi's caches and basedpyright's process stay warm."""
@@ -194,13 +203,15 @@ class CompletionEngine:
         layers: list[TokenConstraint] = [syntax]
         relaxed = None
         if plan.top_rule is not None:
+            started = time.perf_counter()
             try:
-                layers.append(typed_constraint(plan, self.grammars, self.model.tokenize, text, decode_start, self.overlap_masks))
+                layers.append(typed_constraint(plan, self.type_grammars, self.model.tokenize, text, decode_start, self.overlap_masks))
             except GrammarError as error:
                 relaxed = f"type grammar not applied: {error}"
                 plan.top_rule = None
+            plan.seconds += time.perf_counter() - started  # compiling the typed grammar
         statement_text = text[context.statement_start : decode_start] if decode_start > context.statement_start else ""
-        layers.append(member_constraint(plan, self.grammars, self.model.token_text, statement_text))
+        layers.append(member_constraint(plan, self.type_grammars, self.model.token_text, statement_text))
         if self.type_layer_probe is not None:
             layers = layers[:1] + [self.type_layer_probe(layer) for layer in layers[1:]]
         return AllOf(layers), relaxed

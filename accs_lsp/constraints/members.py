@@ -131,6 +131,8 @@ class MemberConstraint:
     there is better than ours), as (offset of that dot in `text`, names).
     """
 
+    greedy_retries = 3
+
     def __init__(
         self,
         grammars: GrammarCache,

@@ -24,7 +24,7 @@ import numpy as np
 from llguidance import LLMatcher
 
 from accs_lsp.constraints.python_grammar import python_grammar
-from accs_lsp.decoding.generator import ConstraintFailed
+from accs_lsp.decoding.generator import GREEDY_RETRIES, ConstraintFailed
 
 if TYPE_CHECKING:
     from accs_lsp.models.llama import LlamaModel
@@ -62,8 +62,9 @@ def tokenizer_for(model: "LlamaModel") -> llguidance.LLTokenizer:
 class GrammarCache:
     """Compiled matchers per grammar text, for one tokenizer; a request gets a copy."""
 
-    def __init__(self, tokenizer: llguidance.LLTokenizer) -> None:
+    def __init__(self, tokenizer: llguidance.LLTokenizer, kept: int = COMPILED_GRAMMARS_KEPT) -> None:
         self.tokenizer = tokenizer
+        self.kept = kept
         self._compiled: OrderedDict[str, LLMatcher] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -73,7 +74,7 @@ class GrammarCache:
             if compiled is None:
                 compiled = self._compile(grammar)
                 self._compiled[grammar] = compiled
-                if len(self._compiled) > COMPILED_GRAMMARS_KEPT:
+                if len(self._compiled) > self.kept:
                     self._compiled.popitem(last=False)
             self._compiled.move_to_end(grammar)
             return compiled.deep_copy()
@@ -107,6 +108,8 @@ class SyntaxConstraint:
     without it, a token is checked on its own and the full mask is computed only when
     the model's choice is not allowed (or for sampling and healing).
     """
+
+    greedy_retries = GREEDY_RETRIES
 
     def __init__(
         self, matcher: LLMatcher, vocab_size: int, suffix_tokens: Sequence[int] = (), overlap: bool = True

@@ -48,7 +48,7 @@ def plan_type_layer(
     hole = provider.hole_types(text, probe)
     before_statement = text[:statement_start]
     members_of = lambda value: provider.members(before_statement, value)  # noqa: E731
-    scope = Scope.of(hole.bindings, members_of)
+    scope = Scope.of(hole.bindings, members_of, hole.visible)
     receivers = ReceiverTypes(scope.bindings, members_of)
     grammar, top = None, None
     if slot is not None and hole.expected is not None and is_modelled(hole.expected, scope.classes):
@@ -99,6 +99,10 @@ def typed_constraint(
 class AllOf:
     """Several constraints AND-ed (implements decoding.TokenConstraint): a token is allowed
     when every layer allows it; the masks are applied one after the other."""
+
+    # A full mask of several layers costs several masks (the typed grammar's most), while a
+    # refused try costs tens of microseconds: try more of the model's choices first.
+    greedy_retries = 8
 
     def __init__(self, layers: Sequence[TokenConstraint]) -> None:
         self.layers = list(layers)

@@ -43,8 +43,11 @@ class TokenConstraint(Protocol):
     """A decoding-time constraint (the syntactic layer, later the type layer).
 
     The loop asks for the next mask to be computed (`start_next_mask`) before it
-    runs the forward pass, so an implementation can overlap the two.
+    runs the forward pass, so an implementation can overlap the two. Greedy decoding
+    tries the model's next `greedy_retries` choices one by one before asking for a mask.
     """
+
+    greedy_retries: int
 
     def start_next_mask(self) -> None: ...
 
@@ -255,7 +258,7 @@ class Generator:
             return token
         if constraint.is_complete():
             return None
-        for _ in range(GREEDY_RETRIES):
+        for _ in range(constraint.greedy_retries):
             logits[token] = -np.inf  # llama.cpp's buffer: the next forward pass overwrites it
             token = int(np.argmax(logits))
             if constraint.try_accept(token):

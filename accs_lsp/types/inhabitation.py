@@ -21,6 +21,7 @@ Lark rules over the Python grammar's terminals (see
 from __future__ import annotations
 
 import builtins
+import keyword
 import itertools
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -104,12 +105,13 @@ class Scope:
     bindings: dict[str, Binding]
     members_of: MembersOf
     classes: frozenset[str] = field(default_factory=frozenset)
+    visible: frozenset[str] | None = None  # None: any identifier may be a name in scope
 
     @classmethod
-    def of(cls, bindings: Iterable[Binding], members_of: MembersOf) -> "Scope":
+    def of(cls, bindings: Iterable[Binding], members_of: MembersOf, visible: frozenset[str] | None = None) -> "Scope":
         by_name = {binding.name: binding for binding in bindings}
         classes = frozenset(b.name for b in by_name.values() if b.kind == "class")
-        return cls(by_name, members_of, classes)
+        return cls(by_name, members_of, classes, visible)
 
 
 def is_modelled(value: PyType, classes: frozenset[str]) -> bool:
@@ -142,6 +144,9 @@ class InhabitationGrammar:
         self._rules: dict[str, list[str]] = {}
         self._productive: dict[tuple, bool] = {}
         self._terminals: dict[str, str] = {}
+        self._unknown_names = (
+            None if scope.visible is None else sorted(name for name in scope.visible if _is_plain_name(name))
+        )
         self._known_names = sorted(
             {name for name, binding in scope.bindings.items() if binding.type.is_known or binding.signature}
             | {name for name in dir(builtins) if name in MODELLED_BUILTINS}
@@ -188,7 +193,7 @@ class InhabitationGrammar:
         if loop is not None:
             if self._chain_productive(loop, target, self.chain_steps):
                 found.append(Production((Hole("fresh", depth_cost=0), Hole("chain", loop, False, depth_cost=0)), 1))
-        else:
+        elif self._unknown_names is None or set(self._unknown_names) - set(self._known_names):
             found.append(Production((Hole("raw", symbol="gx@", depth_cost=0),), 50))  # gradual: unknown names
         return found
 
@@ -204,7 +209,7 @@ class InhabitationGrammar:
             arguments = self._arguments(signature, depth)
             if arguments is None:
                 continue
-            found.append(Production((Lit(name), Lit("("), *arguments, Lit(")"), Hole("chain", result, False, depth_cost=0)), 3))
+            found.append(Production((Lit(name), Lit("("), *arguments, Lit(")"), Hole("chain", result, False, depth_cost=0)), 4))
         return found
 
     def _arguments(self, signature: Signature | None, depth: int) -> tuple[Part, ...] | None:
@@ -401,7 +406,7 @@ class InhabitationGrammar:
         if part.kind == "targets":
             return "star_targets_b"
         if part.kind == "fresh":
-            return "UNK" + suffix
+            return "FRESH" + suffix
         if part.kind == "chain":
             return self._chain_rule(part.type, target, self.chain_steps, flavour)
         if not part.type.is_known:
@@ -452,10 +457,20 @@ class InhabitationGrammar:
             lines.append(f"{name}: {body}")
         lines += list(self._terminals.values())
         excluded = "|".join(self._known_names) or "_^"
+        # Gradual: names in scope whose type is unknown (any identifier when the scope is not known);
+        # a loop variable: any identifier that is not a typed name.
+        if self._unknown_names is None:
+            unknown_core = f"NAME_CORE & ~/({excluded})/"
+        else:
+            unknown = [name for name in self._unknown_names if name not in set(self._known_names)]
+            unknown_core = f"/({'|'.join(unknown)})/" if unknown else f"NAME_CORE & ~/({excluded})/"
         lines += [
-            f"UNK_CORE: NAME_CORE & ~/({excluded})/",
+            f"UNK_CORE: {unknown_core}",
             "UNK: UNK_CORE WS",
             "UNK_B: UNK_CORE WS_B",
+            f"FRESH_CORE: NAME_CORE & ~/({excluded})/",
+            "FRESH: FRESH_CORE WS",
+            "FRESH_B: FRESH_CORE WS_B",
             "gx: UNK trailers",
             "gx_b: UNK_B trailers_b",
             "trailers: (DOT NAME | LPAR args_b? RPAR | LSQB slices_b RSQB)*",
@@ -556,6 +571,10 @@ class InhabitationGrammar:
         name = parts[1].text if isinstance(parts[1], Lit) else ""
         member = next((m for m in self.scope.members_of(value) if m.name == name), None)
         return member is not None and member.signature is not None and not member.signature.required
+
+
+def _is_plain_name(name: str) -> bool:
+    return name.isidentifier() and name.isascii() and not keyword.iskeyword(name)
 
 
 def _is_collection_target(target: PyType) -> bool:

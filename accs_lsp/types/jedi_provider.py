@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 import threading
 from typing import Iterable
 
@@ -43,7 +44,9 @@ class JediProvider:
                 script = jedi.Script(source, path=self.path)
                 line, column = _position(source, slot.start)
                 expected = self._expected(script, source, slot)
-                return HoleTypes(_known_or_none(expected), slot.kind, tuple(self._bindings(script, line, column)))
+                completions = script.complete(line, column)
+                visible = frozenset(c.name for c in completions if c.name.isidentifier() and not keyword.iskeyword(c.name))
+                return HoleTypes(_known_or_none(expected), slot.kind, tuple(self._bindings(completions)), visible)
             except Exception:  # Jedi fails on odd code in many ways: fail open
                 return HoleTypes(origin=slot.kind)
 
@@ -105,9 +108,9 @@ class JediProvider:
 
     # -- scope -----------------------------------------------------------------------------
 
-    def _bindings(self, script: jedi.Script, line: int, column: int) -> Iterable[Binding]:
+    def _bindings(self, completions: list[jedi.api.classes.Completion]) -> Iterable[Binding]:
         count = 0
-        for completion in script.complete(line, column):
+        for completion in completions:
             if count >= _MAX_BINDINGS:
                 return
             if completion.module_name == "builtins" or not completion.name.isidentifier():

@@ -63,11 +63,14 @@ class HoleTypes:
     expected: the type the expression at the hole must have (None: no expectation).
     origin: where the expectation comes from: return, annotation, argument, attribute.
     bindings: the names in scope with their types (builtins excluded).
+    visible: every name in scope; a name outside it is undefined there.
     """
 
     expected: PyType | None = None
     origin: str = ""
     bindings: tuple[Binding, ...] = field(default=())
+    # Every name visible at the hole (builtins and modules too); None when the provider could not tell.
+    visible: frozenset[str] | None = None
 
 
 class TypeProvider(Protocol):

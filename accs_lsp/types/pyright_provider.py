@@ -268,7 +268,7 @@ class PyrightProvider:
     def hole_types(self, source: str, slot: ExpressionSlot) -> HoleTypes:
         with self._lock:
             try:
-                names = self._scope_names(source, slot.start)
+                names, visible = self._scope_names(source, slot.start)
                 expected = _known_or_none(self._expected(source, slot))
             except Exception:  # a dead, slow or confused server: fail open
                 return HoleTypes(origin=slot.kind)
@@ -276,7 +276,7 @@ class PyrightProvider:
                 bindings = self._bindings(source, slot.start, names)
             except Exception:
                 bindings = ()
-            return HoleTypes(expected, slot.kind, bindings)
+            return HoleTypes(expected, slot.kind, bindings, visible)
 
     def member_names(self, source: str, receiver_end: int) -> tuple[str, ...] | None:
         code = source[:receiver_end] + "."
@@ -466,8 +466,9 @@ class PyrightProvider:
 
     # -- scope -------------------------------------------------------------------------------
 
-    def _scope_names(self, source: str, offset: int) -> list[str]:
-        """Names in scope at `offset` that this file defines, innermost scope first."""
+    def _scope_names(self, source: str, offset: int) -> tuple[list[str], frozenset[str]]:
+        """Names in scope at `offset` that this file defines, innermost scope first; and every
+        name visible there (builtins included)."""
         builtins = self._builtin_names()
         items = [
             item for item in self._completion(source, offset)
@@ -478,7 +479,8 @@ class PyrightProvider:
             item["label"] for item in own
             if item.get("kind") in _SCOPE_KINDS and item["label"].isidentifier() and not item["label"].startswith("__")
         ]
-        return list(dict.fromkeys(names))[:_MAX_BINDINGS]
+        visible = frozenset(item["label"] for item in items if item["label"].isidentifier())
+        return list(dict.fromkeys(names))[:_MAX_BINDINGS], visible
 
     def _bindings(self, source: str, offset: int, names: list[str]) -> tuple[Binding, ...]:
         """Each name's type at `offset`, read from hovers on a tuple of the names put there."""
