@@ -19,7 +19,7 @@ import llguidance
 import numpy as np
 
 from accs_lsp.constraints.syntax import GrammarCache, apply_mask, penalty_buffer
-from accs_lsp.types.model import PyType
+from accs_lsp.types.model import PyType, subscript_result
 from accs_lsp.types.provider import Binding, Member
 
 _IDENTIFIER_TAIL = re.compile(r"[A-Za-z_]\w*$|\w*$")
@@ -61,9 +61,7 @@ class ReceiverTypes:
                     return None
                 value, callable_result = (None, member.type) if member.is_method else (member.type, None)
             else:  # subscript
-                from accs_lsp.types.inhabitation import _subscript_result
-
-                value, callable_result = _subscript_result(value), None
+                value, callable_result = subscript_result(value), None
         return value if value is not None and value.is_known else None
 
 

@@ -11,9 +11,10 @@ import numpy as np
 
 from accs_lsp.constraints.members import MemberConstraint, ReceiverTypes, removed_by
 from accs_lsp.constraints.python_grammar import _exact_regex, expression_grammar
-from accs_lsp.constraints.syntax import GrammarCache, GrammarError, SyntaxConstraint, first_line
-from accs_lsp.decoding.generator import ConstraintFailed, TokenConstraint
+from accs_lsp.constraints.syntax import GrammarCache, SyntaxConstraint
+from accs_lsp.decoding.generator import TokenConstraint
 from accs_lsp.types.inhabitation import InhabitationGrammar, Scope, is_modelled
+from accs_lsp.types.model import PyType
 from accs_lsp.types.provider import ExpressionSlot, HoleTypes, TypeProvider
 from accs_lsp.types.slots import expression_slot
 
@@ -34,7 +35,8 @@ class TypeLayerPlan:
     seconds: float
 
     @property
-    def expected(self):
+    def expected(self) -> PyType | None:
+        """The expected type, where the typed grammar constrains the hole."""
         return self.hole.expected if self.top_rule else None
 
 
@@ -70,9 +72,7 @@ def typed_grammar(plan: TypeLayerPlan, lead: str) -> str:
     tail = _TAILS["argument" if plan.slot.kind == "argument" else "statement"]
     flavour = "bracket" if plan.slot.kind == "argument" else "line"
     grammar = expression_grammar(hole=plan.top_rule, extra=plan.grammar.text(), context=flavour, end="none")
-    start = "start: LEAD hole TAIL\n" + (f"LEAD: /{_exact_regex(lead)}/\n" if lead else "")
-    if not lead:
-        start = "start: hole TAIL\n"
+    start = f"start: LEAD hole TAIL\nLEAD: /{_exact_regex(lead)}/\n" if lead else "start: hole TAIL\n"
     return grammar.replace("start: hole\n", start + f"TAIL: /{tail}/\n", 1)
 
 
@@ -157,5 +157,4 @@ def member_constraint(plan: TypeLayerPlan, grammars: GrammarCache, token_text: C
     return MemberConstraint(grammars, token_text, plan.receivers, statement_text, plan.first_members)
 
 
-__all__ = ["AllOf", "TypeLayerPlan", "plan_type_layer", "typed_constraint", "member_constraint", "GrammarError",
-           "ConstraintFailed", "first_line"]
+__all__ = ["AllOf", "TypeLayerPlan", "plan_type_layer", "typed_constraint", "typed_grammar", "member_constraint"]

@@ -37,8 +37,7 @@ from accs_lsp.types.model import (
     element_type,
     is_assignable,
     is_iterable,
-    list_of,
-    union,
+    subscript_result,
 )
 from accs_lsp.types.provider import Binding, Member, Signature
 
@@ -92,6 +91,16 @@ class Hole:
 
 
 Part = Lit | Hole
+
+
+def raw(symbol: str) -> Hole:
+    """A grammar symbol used as it is (`args_b?`), or in the production's flavour (`strings@`)."""
+    return Hole("raw", symbol=symbol, inner=False, depth_cost=0)
+
+
+def chain(value: PyType) -> Hole:
+    """Trailers after a value of type `value` that reach the production's target type."""
+    return Hole("chain", value, False, depth_cost=0)
 
 
 @dataclass(frozen=True)
@@ -159,7 +168,7 @@ class InhabitationGrammar:
         found: list[Production] = []
         if target == UNKNOWN_ITERABLE:
             return self._names_reaching(target, loop) + self._calls_reaching(target, 0) + [
-                Production((Lit(name), Lit("("), Hole("raw", symbol="args_b", depth_cost=0), Lit(")"), Hole("chain", ANY, False, depth_cost=0)), 3)
+                Production((Lit(name), Lit("("), raw("args_b"), Lit(")"), chain(ANY)), 3)
                 for name in ("range", "enumerate", "zip", "reversed", "sorted", "map", "filter", "iter")
             ]
         found += self._literals(target)
@@ -177,9 +186,9 @@ class InhabitationGrammar:
             if is_assignable(PyType(name), target) and target.is_known:
                 symbols.append({"int": "INTLIT@", "float": "NUMBER@", "complex": "NUMBER@", "str": "strings@",
                                 "bytes": "strings@", "bool": "BOOLLIT@", "None": "NONELIT@"}[name])
-        productions = [Production((Hole("raw", symbol=symbol, depth_cost=0),), 2) for symbol in dict.fromkeys(symbols)]
+        productions = [Production((raw(symbol),), 2) for symbol in dict.fromkeys(symbols)]
         if is_assignable(STR, target) and target.is_known:  # "sep".join(...), "{}".format(...)
-            productions += [Production((Hole("raw", symbol="strings@", depth_cost=0), Hole("chain", STR, False, depth_cost=0)), 4)]
+            productions += [Production((raw("strings@"), chain(STR)), 4)]
         return productions
 
     def _names_reaching(self, target: PyType, loop: PyType | None) -> list[Production]:
@@ -189,12 +198,12 @@ class InhabitationGrammar:
                 continue
             value = gradual(binding.type, self.scope.classes)
             if self._chain_productive(value, target, self.chain_steps):
-                found.append(Production((Lit(name), Hole("chain", value, False, depth_cost=0)), 1))
+                found.append(Production((Lit(name), chain(value)), 1))
         if loop is not None:
             if self._chain_productive(loop, target, self.chain_steps):
-                found.append(Production((Hole("fresh", depth_cost=0), Hole("chain", loop, False, depth_cost=0)), 1))
+                found.append(Production((Hole("fresh", depth_cost=0), chain(loop)), 1))
         elif self._unknown_names is None or set(self._unknown_names) - set(self._known_names):
-            found.append(Production((Hole("raw", symbol="gx@", depth_cost=0),), 50))  # gradual: unknown names
+            found.append(Production((raw("gx@"),), 50))  # gradual: unknown names
         return found
 
     def _calls_reaching(self, target: PyType, depth: int) -> list[Production]:
@@ -209,12 +218,12 @@ class InhabitationGrammar:
             arguments = self._arguments(signature, depth)
             if arguments is None:
                 continue
-            found.append(Production((Lit(name), Lit("("), *arguments, Lit(")"), Hole("chain", result, False, depth_cost=0)), 4))
+            found.append(Production((Lit(name), Lit("("), *arguments, Lit(")"), chain(result)), 4))
         return found
 
     def _arguments(self, signature: Signature | None, depth: int) -> tuple[Part, ...] | None:
         if signature is None or signature.variadic or depth == 0:
-            return (Hole("raw", symbol="args_b?", depth_cost=0),)
+            return (raw("args_b?"),)
         parts: list[Part] = []
         for index, param in enumerate(signature.required):
             if index:
@@ -222,7 +231,7 @@ class InhabitationGrammar:
             param_type = gradual(param.type, self.scope.classes)
             parts.append(Hole("typed", param_type) if param_type.is_known else Hole("any"))
         if len(signature.required) < len(signature.params):
-            parts.append(Hole("raw", symbol="more_args_b?" if parts else "args_b?", depth_cost=0))
+            parts.append(raw("more_args_b?" if parts else "args_b?"))
         return tuple(parts)
 
     def _builtin_calls(self, target: PyType, depth: int) -> list[Production]:
@@ -231,28 +240,28 @@ class InhabitationGrammar:
             if name == "abs" and target.name in _NUMERIC:
                 found.append(Production((Lit("abs"), Lit("("), Hole("typed", target), Lit(")")), 3))
             elif result.is_known and self._chain_productive(result, target, 1):
-                found.append(Production((Lit(name), Lit("("), Hole("raw", symbol="args_b", depth_cost=0), Lit(")"), Hole("chain", result, False, depth_cost=0)), 2))
+                found.append(Production((Lit(name), Lit("("), raw("args_b"), Lit(")"), chain(result)), 2))
         element = element_type(target) if _is_collection_target(target) else None
         if element is not None:
             for name, family in _COLLECTORS.items():
                 made = PyType(family, (element,))
                 if is_assignable(made, target):
-                    extra = (Hole("raw", symbol="more_args_b?", depth_cost=0),) if name in ("sorted", "filter") else ()
+                    extra = (raw("more_args_b?"),) if name in ("sorted", "filter") else ()
                     iterable = (Hole("any"), Lit(",", True), Hole("typed", PyType("Iterable", (element,)))) if name == "filter" else (Hole("typed", PyType("Iterable", (element,))), *extra)
                     found.append(Production((Lit(name), Lit("("), *iterable, Lit(")")), 3))
             if is_assignable(PyType("Iterator", (element,)), target):
                 found += self._maps(element)
         if target.is_known and target.name in ("int", "float", "complex", "str"):
             for name in ("min", "max"):
-                found.append(Production((Lit(name), Lit("("), Hole("typed", target), Hole("raw", symbol="more_args_b", depth_cost=0), Lit(")")), 4))
+                found.append(Production((Lit(name), Lit("("), Hole("typed", target), raw("more_args_b"), Lit(")")), 4))
         for name in _REDUCERS:
             if target.is_known and target.name != "Union":
-                found.append(Production((Lit(name), Lit("("), Hole("typed", PyType("Iterable", (target,))), Hole("raw", symbol="more_args_b?", depth_cost=0), Lit(")")), 4))
+                found.append(Production((Lit(name), Lit("("), Hole("typed", PyType("Iterable", (target,))), raw("more_args_b?"), Lit(")")), 4))
         if is_assignable(PyType("range"), target) or target.name in ("Iterable", "Sequence") and is_assignable(INT, element_type(target)):
-            found.append(Production((Lit("range"), Lit("("), Hole("raw", symbol="args_b", depth_cost=0), Lit(")")), 3))
+            found.append(Production((Lit("range"), Lit("("), raw("args_b"), Lit(")")), 3))
         if target.name in ("dict", "Mapping", "MutableMapping"):
-            found.append(Production((Lit("{"), Hole("raw", symbol="brace_inner_b?", depth_cost=0), Lit("}")), 2))
-            found.append(Production((Lit("dict"), Lit("("), Hole("raw", symbol="args_b?", depth_cost=0), Lit(")")), 3))
+            found.append(Production((Lit("{"), raw("brace_inner_b?"), Lit("}")), 2))
+            found.append(Production((Lit("dict"), Lit("("), raw("args_b?"), Lit(")")), 3))
         return found
 
     def _maps(self, element: PyType) -> list[Production]:
@@ -263,7 +272,7 @@ class InhabitationGrammar:
                       if b.kind == "function" and b.signature and is_assignable(gradual(b.signature.result, self.scope.classes), element)]
         for name in functions:
             found.append(Production((Lit("map"), Lit("("), Lit(name, True), Lit(",", True), Hole("any"), Lit(")")), 4))
-        found.append(Production((Lit("map"), Lit("("), Hole("raw", symbol="lambdef_b", depth_cost=0), Lit(",", True), Hole("any"), Lit(")")), 6))
+        found.append(Production((Lit("map"), Lit("("), raw("lambdef_b"), Lit(",", True), Hole("any"), Lit(")")), 6))
         return found
 
     def _collections(self, target: PyType, depth: int, loop: PyType | None) -> list[Production]:
@@ -277,7 +286,7 @@ class InhabitationGrammar:
             if family != "Iterator":
                 empty = (Lit(opening), Lit(closing)) if family == "list" else (Lit("set"), Lit("("), Lit(")"))
                 found.append(Production(empty, 6))
-                found.append(Production((Lit(opening), Hole("typed", element), Hole("raw", symbol="more_any_b", depth_cost=0), Lit(closing)), 3))
+                found.append(Production((Lit(opening), Hole("typed", element), raw("more_any_b"), Lit(closing)), 3))
             for source in self._iterables():
                 found.append(self._comprehension(opening, closing, element, source))
                 if family == "Iterator":  # sum(len(w) for w in words): the syntax layer checks it is a sole argument
@@ -294,9 +303,9 @@ class InhabitationGrammar:
         """[element for name in iterable]: with a known iterable the loop name has its element type."""
         if source is None:  # an iterable whose element type is unknown: the element is not checked
             return Production((Lit(opening), Hole("any"), Lit("for", True), Hole("targets"), Lit("in", True),
-                               Hole("typed", UNKNOWN_ITERABLE), Hole("raw", symbol="comp_if_b?", depth_cost=0), Lit(closing)), 8)
+                               Hole("typed", UNKNOWN_ITERABLE), raw("comp_if_b?"), Lit(closing)), 8)
         return Production((Lit(opening), Hole("typed", element, loop=element_type(source)), Lit("for", True), Hole("fresh"),
-                           Lit("in", True), Hole("typed", source), Hole("raw", symbol="comp_if_b?", depth_cost=0), Lit(closing)), 2)
+                           Lit("in", True), Hole("typed", source), raw("comp_if_b?"), Lit(closing)), 2)
 
     def _iterables(self) -> list[PyType]:
         seen = []
@@ -313,14 +322,14 @@ class InhabitationGrammar:
         if name in _NUMERIC or name == "str" or name == "list" and target.args:
             operand = Hole("typed", target, False, loop)
             op = "ARITH_" + name.upper() + "@"
-            found.append(Production((operand, Hole("raw", symbol=op, depth_cost=0), operand), 4))
+            found.append(Production((operand, raw(op), operand), 4))
         if name == "str":
-            found.append(Production((Hole("typed", STR, False, loop), Hole("raw", symbol="ARITH_REPEAT@", depth_cost=0), Hole("typed", INT, False, loop)), 5))
+            found.append(Production((Hole("typed", STR, False, loop), raw("ARITH_REPEAT@"), Hole("typed", INT, False, loop)), 5))
         if target.is_known:
             branch = Hole("typed", target, False, loop)
-            found.append(Production((branch, Lit("if"), Hole("raw", symbol="disjunction@", depth_cost=0), Lit("else"), branch), 6))
+            found.append(Production((branch, Lit("if"), raw("disjunction@"), Lit("else"), branch), 6))
         if target == BOOL or target.name == "Union" and BOOL in target.args:  # not where a bool is only promoted
-            found.append(Production((Hole("raw", symbol="arith@", depth_cost=0), Hole("raw", symbol="compare_op@", depth_cost=0), Hole("raw", symbol="arith@", depth_cost=0)), 3))
+            found.append(Production((raw("arith@"), raw("compare_op@"), raw("arith@")), 3))
             found.append(Production((Lit("not"), Hole("typed", BOOL, False, loop)), 3))
             found.append(Production((Hole("typed", BOOL, False, loop), Lit("and"), Hole("typed", BOOL, False, loop)), 4))
         return found
@@ -333,14 +342,14 @@ class InhabitationGrammar:
         for member in self.scope.members_of(value):
             result = gradual(member.type, self.scope.classes)
             if member.is_method:
-                steps.append(((Lit("."), Lit(member.name), Lit("("), Hole("raw", symbol="args_b?", depth_cost=0), Lit(")")), result))
+                steps.append(((Lit("."), Lit(member.name), Lit("("), raw("args_b?"), Lit(")")), result))
             else:
                 steps.append(((Lit("."), Lit(member.name)), result))
-        subscripted = _subscript_result(value)
+        subscripted = subscript_result(value)
         if subscripted is not None:
-            steps.append(((Lit("["), Hole("raw", symbol="expr_b", depth_cost=0), Lit("]")), subscripted))
+            steps.append(((Lit("["), raw("expr_b"), Lit("]")), subscripted))
         if value.name in ("list", "str", "tuple", "bytes") and value.args or value.name in ("str", "bytes"):
-            steps.append(((Lit("["), Hole("raw", symbol="slice_range_b", depth_cost=0), Lit("]")), value))
+            steps.append(((Lit("["), raw("slice_range_b"), Lit("]")), value))
         return steps
 
     def _chain_productive(self, value: PyType, target: PyType, steps: int) -> bool:
@@ -580,17 +589,5 @@ def _is_plain_name(name: str) -> bool:
 def _is_collection_target(target: PyType) -> bool:
     return target.is_known and target.name in ("list", "set", "frozenset", "Iterable", "Iterator", "Sequence",
                                                "Collection", "MutableSequence", "AbstractSet", "MutableSet") and bool(target.args)
-
-
-def _subscript_result(value: PyType) -> PyType | None:
-    if value.name in ("list", "Sequence", "MutableSequence") and value.args:
-        return value.args[0]
-    if value.name in ("dict", "Mapping", "MutableMapping") and len(value.args) == 2:
-        return value.args[1]
-    if value.name == "str":
-        return STR
-    if value.name == "tuple" and value.args:
-        return union(*value.args)
-    return None
 
 

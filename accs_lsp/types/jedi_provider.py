@@ -71,7 +71,6 @@ class JediProvider:
         if slot.kind == "return":
             return self._return_annotation(script, *_position(source, slot.start))
         if slot.kind == "attribute":
-            line, column = _position(source, slot.start)
             target_end = source.rfind(slot.target, 0, slot.start) + len(slot.target)
             return _union_of_hints(script.infer(*_position(source, target_end)))
         if slot.kind == "argument":

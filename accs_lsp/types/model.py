@@ -43,10 +43,6 @@ NONE = PyType("None")
 INT, FLOAT, STR, BOOL, BYTES = (PyType(name) for name in ("int", "float", "str", "bool", "bytes"))
 
 
-def list_of(element: PyType) -> PyType:
-    return PyType("list", (element,))
-
-
 # typing aliases and abstract collections, read as the builtin they stand for
 _ALIASES = {
     "List": "list", "Dict": "dict", "Set": "set", "FrozenSet": "frozenset", "Tuple": "tuple",
@@ -221,3 +217,16 @@ def callable_result(value: PyType) -> PyType:
     if value.name == "Type" and value.args:
         return value.args[0]
     return ANY
+
+
+def subscript_result(value: PyType) -> PyType | None:
+    """What `value[i]` gives (None when unknown)."""
+    if value.name in ("list", "Sequence", "MutableSequence") and value.args:
+        return value.args[0]
+    if value.name in ("dict", "Mapping", "MutableMapping") and len(value.args) == 2:
+        return value.args[1]
+    if value.name == "str":
+        return STR
+    if value.name == "tuple" and value.args:
+        return union(*value.args)
+    return None
