@@ -22,6 +22,7 @@ from accs_lsp.constraints.syntax import (
     syntax_constraint,
     tokenizer_for,
 )
+from accs_lsp.constraints.members import in_code
 from accs_lsp.constraints.types import AllOf, TypeLayerPlan, member_constraint, plan_type_layer, typed_constraint
 from accs_lsp.decoding.generator import TokenConstraint
 from accs_lsp.settings import MIN_PROMPT_TOKENS
@@ -147,6 +148,8 @@ class CompletionEngine:
                 ordered.remove(joined)
                 ordered.insert(0, joined)
             candidates = [result.text[:length] for length in ordered]
+            if context.line_suffix.strip():  # a comment would swallow the code after the cursor
+                candidates = [candidate for candidate in candidates if in_code(candidate)]
             tidied = [tidy(candidate, context, mode, suffix) for candidate in candidates] + [""]
             text, rejections = first_parsing(document.text, offset, tidied)
         return Completion(
