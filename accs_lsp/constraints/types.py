@@ -18,6 +18,8 @@ from accs_lsp.types.model import PyType
 from accs_lsp.types.provider import ExpressionSlot, HoleTypes, TypeProvider
 from accs_lsp.types.slots import expression_slot
 
+# Best tokens of the first layer's mask tried against the other layers before their full masks.
+NARROW_CANDIDATES = 16
 # What may follow the typed expression: the end of the statement, or after an argument a "," or ")".
 _TAILS = {"statement": r"([;#\r\n](.|\n)*)?", "argument": r"([,)](.|\n)*)?"}
 
@@ -115,6 +117,32 @@ class AllOf:
         for layer in self.layers:
             layer.mask_logits(logits)
 
+    def mask_logits_narrow(self, logits: np.ndarray) -> None:
+        """A mask of the best tokens only, enough for greedy decoding and healing: the first
+        layer's full mask, then its best tokens checked against the other layers one by one.
+        Their full masks (the typed grammar's costs about a millisecond) are computed only
+        when none of those tokens passes."""
+        self.layers[0].mask_logits(logits)
+        candidates = [int(token) for token in np.argsort(-logits)[:NARROW_CANDIDATES] if np.isfinite(logits[token])]
+        passing = [token for token in candidates if self._others_allow(token)]
+        if not passing:
+            for layer in self.layers[1:]:
+                layer.mask_logits(logits)
+            return
+        kept = logits[passing].copy()
+        logits[:] = -np.inf
+        logits[passing] = kept
+
+    def _others_allow(self, token: int) -> bool:
+        for index, layer in enumerate(self.layers[1:], start=1):
+            if not layer.try_accept(token):
+                for accepted in self.layers[1:index]:
+                    accepted.rollback(1)
+                return False
+        for layer in self.layers[1:]:
+            layer.rollback(1)
+        return True
+
     def removed_mass(self, logits: np.ndarray) -> tuple[float, bool]:
         masked = logits.copy()
         self.mask_logits(masked)
@@ -138,7 +166,12 @@ class AllOf:
 
     def forced_tokens(self) -> list[int]:
         """Tokens every layer forces (a common prefix; usually none)."""
-        forced = [layer.forced_tokens() for layer in self.layers]
+        forced = []
+        for layer in self.layers:
+            tokens = layer.forced_tokens()
+            if not tokens:
+                return []
+            forced.append(tokens)
         common = []
         for tokens in zip(*forced):
             if len(set(tokens)) != 1:

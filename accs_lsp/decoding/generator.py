@@ -235,7 +235,9 @@ class Generator:
                 return StopReason.END_OF_GENERATION
             chosen = [token]
         else:
-            constraint.mask_logits(logits)
+            # Healing under greedy decoding needs only the best allowed tokens; sampling the full mask.
+            narrow = self.sampler.is_greedy and hasattr(constraint, "mask_logits_narrow")
+            (constraint.mask_logits_narrow if narrow else constraint.mask_logits)(logits)
             chosen = self._next_tokens(logits, output)
             if len(chosen) == 1 and self.model.is_end_of_generation(chosen[0]):
                 return StopReason.END_OF_GENERATION
@@ -263,7 +265,7 @@ class Generator:
             token = int(np.argmax(logits))
             if constraint.try_accept(token):
                 return token
-        constraint.mask_logits(logits)
+        getattr(constraint, "mask_logits_narrow", constraint.mask_logits)(logits)
         token = int(np.argmax(logits))
         if not np.isfinite(logits[token]):  # the layers together allow nothing
             raise ConstraintFailed("no token is allowed by every constraint layer")
