@@ -118,20 +118,23 @@ class AllOf:
             layer.mask_logits(logits)
 
     def mask_logits_narrow(self, logits: np.ndarray) -> None:
-        """A mask of the best tokens only, enough for greedy decoding and healing: the first
-        layer's full mask, then its best tokens checked against the other layers one by one.
-        Their full masks (the typed grammar's costs about a millisecond) are computed only
-        when none of those tokens passes."""
+        """A mask that keeps only the best token every layer allows, enough for greedy decoding
+        (healing that finds no fitting token puts the taken-back text back as it was): the
+        first layer's full mask, then its best tokens checked against the other layers one by
+        one. Their full masks (the typed grammar's costs about a millisecond) are computed only
+        when none of the first NARROW_CANDIDATES passes."""
         self.layers[0].mask_logits(logits)
-        candidates = [int(token) for token in np.argsort(-logits)[:NARROW_CANDIDATES] if np.isfinite(logits[token])]
-        passing = [token for token in candidates if self._others_allow(token)]
-        if not passing:
-            for layer in self.layers[1:]:
-                layer.mask_logits(logits)
-            return
-        kept = logits[passing].copy()
-        logits[:] = -np.inf
-        logits[passing] = kept
+        for token in np.argsort(-logits)[:NARROW_CANDIDATES]:
+            token = int(token)
+            if not np.isfinite(logits[token]):
+                break
+            if self._others_allow(token):
+                best = logits[token]
+                logits[:] = -np.inf
+                logits[token] = best
+                return
+        for layer in self.layers[1:]:
+            layer.mask_logits(logits)
 
     def _others_allow(self, token: int) -> bool:
         for index, layer in enumerate(self.layers[1:], start=1):
