@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from accs_lsp.types.model import INT, STR, PyType, list_of, parse_type
+from accs_lsp.types.model import INT, STR, PyType, parse_type
 from accs_lsp.types.provider import Binding, ExpressionSlot, HoleTypes
 from accs_lsp.types.pyright_provider import PyrightProvider, find_executable
 from accs_lsp.types.slots import expression_slot
@@ -41,9 +41,9 @@ def bound(answer: HoleTypes) -> dict[str, Binding]:
 
 def test_return_type_and_parameter_binding(provider: PyrightProvider) -> None:
     answer = holes(provider, "def transform(arr: list[int]) -> list[str]:\n    return ")
-    assert answer.expected == list_of(STR)
+    assert answer.expected == PyType("list", (STR,))
     assert answer.origin == "return"
-    assert bound(answer)["arr"] == Binding("arr", list_of(INT), "variable")
+    assert bound(answer)["arr"] == Binding("arr", PyType("list", (INT,)), "variable")
 
 
 def test_return_type_of_a_small_function(provider: PyrightProvider) -> None:
@@ -71,7 +71,7 @@ def test_bindings_cover_the_file_and_skip_builtins(provider: PyrightProvider) ->
     names = bound(holes(provider, source))
     assert names["LIMIT"].type == INT
     assert names["id"].type == INT  # a parameter that shadows a builtin
-    assert names["names"].type == list_of(STR)  # narrowed at the hole
+    assert names["names"].type == PyType("list", (STR,))  # narrowed at the hole
     assert names["total"].type == INT
     assert names["helper"].kind == "function"
     assert names["helper"].signature is not None and names["helper"].signature.result == PyType("None")
@@ -96,7 +96,7 @@ def test_positional_argument_type_with_text_after_the_hole(provider: PyrightProv
 
 
 def test_annotation_and_attribute(provider: PyrightProvider) -> None:
-    assert holes(provider, "names: list[str] = ").expected == list_of(STR)
+    assert holes(provider, "names: list[str] = ").expected == PyType("list", (STR,))
     source = "class A:\n    count: int\n    def reset(self) -> None:\n        self.count = "
     answer = holes(provider, source)
     assert (answer.origin, answer.expected) == ("attribute", INT)
@@ -126,7 +126,7 @@ def test_member_names_of_an_untyped_receiver(provider: PyrightProvider) -> None:
 def test_members_with_solved_generics(provider: PyrightProvider) -> None:
     members = {member.name: member for member in provider.members("", parse_type("list[int]"))}
     assert members["pop"].is_method and members["pop"].type == INT
-    assert members["copy"].type == list_of(INT)
+    assert members["copy"].type == PyType("list", (INT,))
     assert not any(name.startswith("_") for name in members)
     assert provider.members("", parse_type("list[int]")) is provider.members("x = 1", parse_type("list[int]"))
 
@@ -140,7 +140,7 @@ def test_members_of_a_class_in_the_source(provider: PyrightProvider) -> None:
     )
     members = {member.name: member for member in provider.members(source, PyType("Box"))}
     assert members["size"].type == INT and not members["size"].is_method
-    assert members["label"].type == list_of(STR)
+    assert members["label"].type == PyType("list", (STR,))
     assert members["label"].signature is not None and members["label"].signature.params[0].type == STR
 
 

@@ -30,7 +30,7 @@ class ReceiverTypes:
     """Types of the expression that ends a text: `name(.attr|(...)|[...])*`, from the scope's
     bindings and the member tables. None wherever a step is unknown."""
 
-    def __init__(self, bindings: Mapping[str, Binding], members_of: Callable[[PyType], tuple[Member, ...]]) -> None:
+    def __init__(self, bindings: Mapping[str, Binding], members_of: Callable[[PyType], tuple[Member, ...] | None]) -> None:
         self.bindings = bindings
         self.members_of = members_of
 
@@ -39,7 +39,7 @@ class ReceiverTypes:
         return binding is not None and binding.kind == "class"
 
     def members(self, value: PyType) -> dict[str, Member]:
-        return {member.name: member for member in self.members_of(value)}
+        return {member.name: member for member in self.members_of(value) or ()}
 
     def type_before(self, text: str) -> PyType | None:
         steps = _trailing_chain(text)

@@ -15,11 +15,13 @@ from accs_lsp.constraints.syntax import GrammarCache, SyntaxConstraint
 from accs_lsp.decoding.generator import TokenConstraint
 from accs_lsp.types.inhabitation import InhabitationGrammar, Scope, is_modelled
 from accs_lsp.types.model import PyType
-from accs_lsp.types.provider import ExpressionSlot, HoleTypes, TypeProvider
+from accs_lsp.types.provider import ExpressionSlot, HoleTypes, Member, TypeProvider
 from accs_lsp.types.slots import expression_slot
 
 # Best tokens of the first layer's mask tried against the other layers before their full masks.
 NARROW_CANDIDATES = 16
+# Time for asking the provider about members in one request; past it, user types stay unknown.
+PLANNING_SECONDS = 1.0
 # What may follow the typed expression: the end of the statement, or after an argument a "," or ")".
 _TAILS = {"statement": r"([;#\r\n](.|\n)*)?", "argument": r"([,)](.|\n)*)?"}
 
@@ -51,7 +53,15 @@ def plan_type_layer(
     probe = slot or ExpressionSlot("statement", offset)
     hole = provider.hole_types(text, probe)
     before_statement = text[:statement_start]
-    members_of = lambda value: provider.members(before_statement, value)  # noqa: E731
+    deadline = started + PLANNING_SECONDS
+
+    def members_of(value: PyType) -> tuple[Member, ...] | None:
+        """Past the planning budget, only builtin types' members (cached for the session) are
+        looked up; other types are left unknown, which the search reads as Any."""
+        if time.perf_counter() > deadline and not is_modelled(value, frozenset()):
+            return None
+        return provider.members(before_statement, value)
+
     scope = Scope.of(hole.bindings, members_of, hole.visible)
     receivers = ReceiverTypes(scope.bindings, members_of)
     grammar, top = None, None

@@ -23,6 +23,7 @@ from __future__ import annotations
 import builtins
 import keyword
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -41,10 +42,16 @@ from accs_lsp.types.model import (
 )
 from accs_lsp.types.provider import Binding, Member, Signature
 
+# Past this many rules, sub-expressions are left unconstrained (gradual) instead of searched:
+# the grammar stays small enough to compile and mask quickly in a scope with many types.
+RULE_BUDGET = 250
+# Completion items are searched this deep (the grammar goes deeper).
+ITEM_DEPTH = 2
 # The iterable of a comprehension whose loop variable's type is unknown: reached only by
 # values of unknown type, never by a known iterable (whose comprehension is typed).
 UNKNOWN_ITERABLE = PyType("<unknown iterable>")
-MembersOf = Callable[[PyType], tuple[Member, ...]]
+# Members of a type; None when they are unknown (the search then treats the type as Any).
+MembersOf = Callable[[PyType], "tuple[Member, ...] | None"]
 
 # Builtin callables the search models: name -> (parameter kinds, result rule). "any" is any
 # expression; "iter" an iterable whose element the result rule receives.
@@ -153,6 +160,8 @@ class InhabitationGrammar:
         self._rules: dict[str, list[str]] = {}
         self._productive: dict[tuple, bool] = {}
         self._terminals: dict[str, str] = {}
+        self._best: dict[tuple, tuple[str, float] | None] = {}
+        self._deadline = float("inf")
         self._unknown_names = (
             None if scope.visible is None else sorted(name for name in scope.visible if _is_plain_name(name))
         )
@@ -339,7 +348,7 @@ class InhabitationGrammar:
     def chain_steps_of(self, value: PyType) -> list[tuple[tuple[Part, ...], PyType]]:
         """One step from a value: attribute, method call, subscript; with the step's result type."""
         steps: list[tuple[tuple[Part, ...], PyType]] = []
-        for member in self.scope.members_of(value):
+        for member in self.scope.members_of(value) or ():
             result = gradual(member.type, self.scope.classes)
             if member.is_method:
                 steps.append(((Lit("."), Lit(member.name), Lit("("), raw("args_b?"), Lit(")")), result))
@@ -352,12 +361,15 @@ class InhabitationGrammar:
             steps.append(((Lit("["), raw("slice_range_b"), Lit("]")), value))
         return steps
 
+    def _members_known(self, value: PyType) -> bool:
+        return value.is_known and (value.name in _SCALARS or self.scope.members_of(value) is not None)
+
     def _chain_productive(self, value: PyType, target: PyType, steps: int) -> bool:
         key = ("chain", value, target, steps)
         if key in self._productive:
             return self._productive[key]
         self._productive[key] = False  # a cycle reaching back here adds nothing
-        result = not value.is_known or is_assignable(value, target)
+        result = not self._members_known(value) or is_assignable(value, target)
         if not result and steps > 0:
             result = any(self._chain_productive(after, target, steps - 1) for _, after in self.chain_steps_of(value))
         self._productive[key] = result
@@ -418,7 +430,7 @@ class InhabitationGrammar:
             return "FRESH" + suffix
         if part.kind == "chain":
             return self._chain_rule(part.type, target, self.chain_steps, flavour)
-        if not part.type.is_known:
+        if not part.type.is_known or len(self._rules) >= RULE_BUDGET:  # unknown, or too big a search: any expression
             return "expr" + inner_flavour
         if depth - part.depth_cost < 0:
             return None
@@ -427,7 +439,7 @@ class InhabitationGrammar:
     def _chain_rule(self, value: PyType, target: PyType, steps: int, flavour: str) -> str | None:
         """Trailers after a value of type `value` that make it a `target`: a symbol ("" when
         nothing may follow), or None when no chain gets there."""
-        if not value.is_known:
+        if not self._members_known(value):
             return "trailers" + flavour
         if not self._chain_productive(value, target, steps):
             return None
@@ -505,11 +517,16 @@ class InhabitationGrammar:
 
     # -- completion items ---------------------------------------------------------------------
 
-    def inhabitants(self, target: PyType, limit: int = 8) -> list[tuple[str, float]]:
-        """Concrete expressions of `target`, cheapest first (no model involved)."""
+    def inhabitants(self, target: PyType, limit: int = 8, seconds: float = 0.05) -> list[tuple[str, float]]:
+        """Concrete expressions of `target`, cheapest first (no model involved); what the
+        search finds within `seconds`."""
+        self._deadline = time.perf_counter() + seconds
         found: dict[str, float] = {}
-        for production in self.productions(target, self.max_depth, None):
-            for text, cost in itertools.islice(self._concrete(production, target, self.max_depth), 4):
+        depth = min(self.max_depth, ITEM_DEPTH)
+        for production in self.productions(target, depth, None):
+            if time.perf_counter() > self._deadline:
+                break
+            for text, cost in itertools.islice(self._concrete(production, target, depth), 4):
                 if text not in found or cost < found[text]:
                     found[text] = cost
         return sorted(found.items(), key=lambda item: (item[1], len(item[0])))[:limit]
@@ -548,6 +565,15 @@ class InhabitationGrammar:
             yield text, cost
 
     def _best_inhabitant(self, target: PyType, depth: int, loop: PyType | None, loop_name: str) -> tuple[str, float] | None:
+        key = ("best", target, depth, loop, loop_name)
+        if key not in self._best and time.perf_counter() > self._deadline:
+            return None
+        if key not in self._best:
+            self._best[key] = None  # a cycle back here finds nothing
+            self._best[key] = self._find_best_inhabitant(target, depth, loop, loop_name)
+        return self._best[key]
+
+    def _find_best_inhabitant(self, target: PyType, depth: int, loop: PyType | None, loop_name: str) -> tuple[str, float] | None:
         best: tuple[str, float] | None = None
         for production in self.productions(target, depth, loop):
             if production.cost >= 50:
@@ -578,7 +604,7 @@ class InhabitationGrammar:
         if len(parts) < 3:
             return True
         name = parts[1].text if isinstance(parts[1], Lit) else ""
-        member = next((m for m in self.scope.members_of(value) if m.name == name), None)
+        member = next((m for m in self.scope.members_of(value) or () if m.name == name), None)
         return member is not None and member.signature is not None and not member.signature.required
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
@@ -141,14 +142,22 @@ def _annotation(node: ast.expr | None) -> PyType:
     return ANY if node is None else _from_node(node)
 
 
-class MemberTables:
-    """Member tables cached per type. Types made of builtins only are shared by every
-    source; other types are kept per source text (a class's members change as it is edited)."""
+# Characters at the start of a buffer that tell one file from another for the member cache.
+FILE_HEAD = 2000
 
-    def __init__(self, builtin_names: frozenset[str], size: int = 256) -> None:
+
+class MemberTables:
+    """Member tables cached per type. Types made of builtins only are shared by every source
+    for the whole session. Other types are kept per file (told apart by the text of its
+    head) for `user_seconds`: a class's members change as it is edited, but not at every
+    keystroke, and asking the checker again costs up to seconds."""
+
+    def __init__(self, builtin_names: frozenset[str], size: int = 256, user_seconds: float = 60.0) -> None:
         self.builtin_names = builtin_names
         self.size = size
+        self.user_seconds = user_seconds
         self._tables: OrderedDict[tuple[str, int], tuple[Member, ...]] = OrderedDict()
+        self._found_at: dict[tuple[str, int], float] = {}
 
     def lookup(
         self,
@@ -162,9 +171,10 @@ class MemberTables:
         if not owner.is_known or owner.name in ("Union", "Callable", "Module"):
             return ()
         shared = self._builtin_only(owner)
-        key = (str(owner), 0 if shared else hash(source))
+        key = (str(owner), 0 if shared else hash(source[:FILE_HEAD]))
         with lock:
-            if key in self._tables:
+            fresh = shared or time.monotonic() - self._found_at.get(key, -1e9) < self.user_seconds
+            if key in self._tables and fresh:
                 self._tables.move_to_end(key)
                 return self._tables[key]
             try:
@@ -174,12 +184,15 @@ class MemberTables:
                     return ()
                 found = ()
             self._tables[key] = found
+            self._found_at[key] = time.monotonic()
             if len(self._tables) > self.size:
-                self._tables.popitem(last=False)
+                dropped, _ = self._tables.popitem(last=False)
+                self._found_at.pop(dropped, None)
             return found
 
     def clear(self) -> None:
         self._tables.clear()
+        self._found_at.clear()
 
     def _builtin_only(self, value: PyType) -> bool:
         return value.name in self.builtin_names and all(self._builtin_only(arg) for arg in value.args)
