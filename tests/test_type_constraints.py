@@ -150,7 +150,7 @@ def complete(engine: CompletionEngine, source: str, constraints: str, max_tokens
     offset = source.index("|")
     text = source.replace("|", "")
     document = Document("file:///typed.py", text, "python").snapshot()
-    return engine.complete(document, offset, CompletionOptions(constraints=constraints, max_tokens=max_tokens, mode="line"))
+    return engine.complete(document, offset, CompletionOptions(constraints=constraints, max_tokens=max_tokens, mode="line", timeout_ms=None))
 
 
 def test_decoding_loop_keeps_the_seed_completion_well_typed(engine, provider) -> None:
