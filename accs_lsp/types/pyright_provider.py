@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from accs_lsp.types.model import ANY, PyType, parse_type, union
 from accs_lsp.types.provider import Binding, ExpressionSlot, HoleTypes, Member, MemberTables, Signature, parse_signature
+from accs_lsp.types.slots import top_level_commas
 
 EXECUTABLE = "basedpyright-langserver"
 REQUEST_TIMEOUT_S = 5.0
@@ -631,16 +632,8 @@ def _type_end(text: str, start: int) -> int:
 
 
 def _top_level_split(text: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for position, character in enumerate(text):
-        if character in "([{":
-            depth += 1
-        elif character in ")]}":
-            depth -= 1
-        elif character == "," and depth == 0:
-            parts.append(text[start:position])
-            start = position + 1
-    parts.append(text[start:])
+    bounds = [-1, *top_level_commas(text), len(text)]
+    parts = (text[start + 1 : end] for start, end in zip(bounds, bounds[1:]))
     return [part.strip() for part in parts if part.strip()]
 
 

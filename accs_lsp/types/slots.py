@@ -53,15 +53,21 @@ def _argument_slot(prefix: str, paren: int, statement_start: int) -> ExpressionS
 
 def _last_top_level_comma(arguments: str) -> int:
     """Offset just after the last comma at the arguments' own bracket depth (0 if none)."""
-    depth, last = 0, 0
-    for index, character in _code_characters(arguments):
+    commas = top_level_commas(arguments)
+    return commas[-1] + 1 if commas else 0
+
+
+def top_level_commas(text: str) -> list[int]:
+    """Offsets of the commas outside brackets, strings and comments."""
+    depth, commas = 0, []
+    for index, character in _code_characters(text):
         if character in "([{":
             depth += 1
         elif character in ")]}":
             depth -= 1
         elif character == "," and depth == 0:
-            last = index + 1
-    return last
+            commas.append(index)
+    return commas
 
 
 def _unclosed_brackets(prefix: str) -> list[tuple[int, str]]:
