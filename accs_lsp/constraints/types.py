@@ -134,7 +134,9 @@ class AllOf:
         one. Their full masks (the typed grammar's costs about a millisecond) are computed only
         when none of the first NARROW_CANDIDATES passes."""
         self.layers[0].mask_logits(logits)
-        for token in np.argsort(-logits)[:NARROW_CANDIDATES]:
+        count = min(NARROW_CANDIDATES, len(logits))
+        best_first = np.argpartition(-logits, count - 1)[:count]  # not a sort of the whole vocabulary
+        for token in best_first[np.argsort(-logits[best_first])]:
             token = int(token)
             if not np.isfinite(logits[token]):
                 break
@@ -147,11 +149,9 @@ class AllOf:
             layer.mask_logits(logits)
 
     def _others_allow(self, token: int) -> bool:
-        for index, layer in enumerate(self.layers[1:], start=1):
-            if not layer.try_accept(token):
-                for accepted in self.layers[1:index]:
-                    accepted.rollback(1)
-                return False
+        """Whether every layer after the first allows `token` (their state is left unchanged)."""
+        if not accept_in_all(self.layers[1:], token):
+            return False
         for layer in self.layers[1:]:
             layer.rollback(1)
         return True
@@ -162,12 +162,7 @@ class AllOf:
         return removed_by(logits, masked)
 
     def try_accept(self, token: int) -> bool:
-        for index, layer in enumerate(self.layers):
-            if not layer.try_accept(token):
-                for accepted in self.layers[:index]:
-                    accepted.rollback(1)
-                return False
-        return True
+        return accept_in_all(self.layers, token)
 
     def rollback(self, count: int) -> None:
         for layer in self.layers:
@@ -197,6 +192,16 @@ class AllOf:
 
     def is_complete(self) -> bool:
         return all(layer.is_complete() for layer in self.layers)
+
+
+def accept_in_all(layers: Sequence[TokenConstraint], token: int) -> bool:
+    """Accept `token` in every layer, or in none: a refusal rolls back the layers that took it."""
+    for index, layer in enumerate(layers):
+        if not layer.try_accept(token):
+            for accepted in layers[:index]:
+                accepted.rollback(1)
+            return False
+    return True
 
 
 def member_constraint(plan: TypeLayerPlan, grammars: GrammarCache, token_text: Callable[[int], str], statement_text: str) -> MemberConstraint:
