@@ -1,6 +1,6 @@
 """Python syntax grammar for llguidance, instantiated per completion request.
 
-The grammar lives in ``grammars/python/*.lark`` (llguidance's Lark dialect) as
+The grammar lives in ``accs_lsp/grammars/python/*.lark`` (llguidance's Lark dialect) as
 templates; this module stitches them together for one request.
 
 Design
@@ -56,22 +56,35 @@ from __future__ import annotations
 import functools
 import os
 import re
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
 __all__ = [
-    "GRAMMAR_DIR",
+    "GRAMMAR_DIR_ENV_VAR",
+    "GrammarFilesMissing",
+    "grammar_directory",
     "python_grammar",
     "expression_grammar",
     "infer_indent_unit",
-    "grammar_files",
+    "TEMPLATE_NAMES",
 ]
 
-#: Directory with the ``.lark`` templates.  ``ACCS_GRAMMAR_DIR`` overrides it
-#: (the directory that contains ``python/``).
-GRAMMAR_DIR = Path(
-    os.environ.get("ACCS_GRAMMAR_DIR", Path(__file__).resolve().parents[2] / "grammars")
-) / "python"
+#: Names a directory that replaces the packaged grammars (it contains ``python/``).
+GRAMMAR_DIR_ENV_VAR = "ACCS_GRAMMAR_DIR"
+
+#: The template files, in the order they are concatenated.
+TEMPLATE_NAMES = (
+    "terminals.lark",
+    "terminals_flavour.lark",
+    "expressions.lark",
+    "params.lark",
+    "inner.lark",
+    "statements.lark",
+    "blocks.lark",
+)
+
 
 # (rule suffix, terminal suffix) per whitespace flavour
 _FLAVOURS = {"line": ("", ""), "bracket": ("_b", "_B")}
@@ -87,23 +100,31 @@ EOL_REGEX = rf"{_COMMENT}(\r?\n)?|\r?\n"
 END_REGEX = rf"{_COMMENT}|{_EOLC}{_BLANKS}[ \t\f]*({_COMMENT})?"
 
 
-def grammar_files() -> list[Path]:
-    """The template files, in the order they are concatenated."""
-    names = [
-        "terminals.lark",
-        "terminals_flavour.lark",
-        "expressions.lark",
-        "params.lark",
-        "inner.lark",
-        "statements.lark",
-        "blocks.lark",
-    ]
-    return [GRAMMAR_DIR / n for n in names]
+class GrammarFilesMissing(OSError):
+    """A template cannot be read: a broken install, or a wrong ``ACCS_GRAMMAR_DIR``."""
+
+
+def grammar_directory() -> Traversable:
+    """The templates' directory: ``$ACCS_GRAMMAR_DIR/python``, else the package's own data
+    (read through importlib.resources, so wheels and zipped installs find it too)."""
+    override = os.environ.get(GRAMMAR_DIR_ENV_VAR)
+    if override:
+        return Path(override).expanduser() / "python"
+    return resources.files("accs_lsp") / "grammars" / "python"
+
+
+def _template(name: str) -> str:
+    return _read_template(str(grammar_directory()), name)
 
 
 @functools.lru_cache(maxsize=None)
-def _template(name: str) -> str:
-    return (GRAMMAR_DIR / name).read_text(encoding="utf-8")
+def _read_template(directory: str, name: str) -> str:
+    """Cached per directory, so that a changed ``ACCS_GRAMMAR_DIR`` is read afresh."""
+    try:
+        return (grammar_directory() / name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        hint = f" (set by {GRAMMAR_DIR_ENV_VAR})" if os.environ.get(GRAMMAR_DIR_ENV_VAR) else " (reinstall accs-lsp)"
+        raise GrammarFilesMissing(f"cannot read the grammar template {name} in {directory}{hint}: {error}") from None
 
 
 _AT = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)@")
@@ -153,10 +174,25 @@ def _strip_comments(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
+# Whitespace inside brackets for a completion that must end on the cursor's line: a newline
+# or a comment there could only end the completion with the brackets still open.
+_SINGLE_LINE_BRACKET_WS = (
+    r"WS_B: /([ \t\f]|\\\r?\n)*/",
+    r"WS1_B: /([ \t\f]|\\\r?\n)+/",
+)
+
+
 @functools.lru_cache(maxsize=None)
-def _common() -> str:
+def _common(bracket_newlines: bool = True) -> str:
     """Everything but the block rules and the start rule."""
-    parts = [_slots(_template("terminals.lark"), "bracket")]
+    terminals = _template("terminals.lark")
+    if not bracket_newlines:
+        for definition in _SINGLE_LINE_BRACKET_WS:
+            name = definition.split(":")[0]
+            terminals, count = re.subn(rf"^{name}: .*$", lambda _: definition, terminals, flags=re.M)
+            if count != 1:
+                raise GrammarFilesMissing(f"terminals.lark does not define {name} once")
+    parts = [_slots(terminals, "bracket")]
     for fl in ("line", "bracket"):
         parts.append(_flavour(_template("terminals_flavour.lark"), fl))
         parts.append(_flavour(_template("expressions.lark"), fl))
@@ -201,6 +237,7 @@ def python_grammar(
     indent_unit: str = "    ",
     extra: str = "",
     lead: str = "",
+    bracket_newlines: bool = True,
 ) -> str:
     """Lark text of the Python grammar for one completion.
 
@@ -214,6 +251,9 @@ def python_grammar(
     extra: Lark text appended verbatim (more rules for other layers).
     lead: exact text the completion must begin with before the construct (token
         healing took back text from before the statement, like ``"\\n    "``).
+    bracket_newlines: whether newlines and comments may appear inside brackets. A line
+        completion passes False unless the statement already spans lines: it ends at the
+        line's end, so a newline inside brackets would leave them open.
     """
     _check_indent("indent", indent)
     _check_indent("indent_unit", indent_unit)
@@ -235,7 +275,7 @@ def python_grammar(
         raise ValueError(f"unknown mode {mode!r}")
     if lead:
         head = head.replace("start: ", "start: LEAD ", 1) + f"LEAD: /{_exact_regex(lead)}/\n"
-    return head + _common() + body + extra
+    return head + _common(bracket_newlines) + body + extra
 
 
 def _exact_regex(text: str) -> str:
@@ -249,6 +289,7 @@ def expression_grammar(
     extra: str = "",
     context: Literal["line", "bracket"] = "line",
     end: Literal["eol", "none"] = "eol",
+    bracket_newlines: bool = True,
 ) -> str:
     """Lark text whose start symbol is one expression (the *hole*).
 
@@ -262,6 +303,7 @@ def expression_grammar(
         inside brackets); ``"bracket"``: inside brackets (newlines anywhere).
     end: ``"eol"``: the end of the line (comment, newline) may follow, as in
         line mode; ``"none"``: the completion is the expression only.
+    bracket_newlines: as in ``python_grammar``.
     """
     if hole is None:
         hole = "expr" if context == "line" else "expr_b"
@@ -273,7 +315,7 @@ def expression_grammar(
         head = "start: hole\n"
     else:
         raise ValueError(f"unknown end {end!r}")
-    return head + f"hole: {hole}\n" + _common() + extra
+    return head + f"hole: {hole}\n" + _common(bracket_newlines) + extra
 
 
 @functools.lru_cache(maxsize=8)  # asked once per request; the buffer rarely changes between two
