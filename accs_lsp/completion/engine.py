@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Callable
@@ -13,11 +14,12 @@ from accs_lsp.documents import Snapshot
 from accs_lsp.models import LlamaModel
 from accs_lsp.completion.options import Completion, CompletionOptions
 from accs_lsp.completion.validation import first_parsing
-from accs_lsp.constraints.python_grammar import infer_indent_unit, python_grammar
+from accs_lsp.constraints.python_grammar import GrammarFilesMissing, infer_indent_unit, python_grammar
 from accs_lsp.constraints.syntax import (
     GrammarCache,
     GrammarError,
     SyntaxConstraint,
+    brackets_may_span_lines,
     spare_core_for_masks,
     syntax_constraint,
     tokenizer_for,
@@ -27,6 +29,8 @@ from accs_lsp.constraints.types import AllOf, TypeLayerPlan, member_constraint, 
 from accs_lsp.decoding.generator import TokenConstraint
 from accs_lsp.settings import MIN_PROMPT_TOKENS
 from accs_lsp.types.provider import TypeProvider
+
+log = logging.getLogger(__name__)
 
 # A hole whose inhabitation search visits the commonest builtin types (their member tables
 # are cached for the session).
@@ -55,6 +59,8 @@ class CompletionEngine:
         self._grammars: GrammarCache | None = None
         self._type_grammars: GrammarCache | None = None
         self._type_providers: dict[str, "TypeProvider"] = {}
+        # Why the configured type provider was replaced by Jedi (basedpyright not installed).
+        self.type_provider_fallback: str | None = None
         # Wraps each type-layer constraint of a request (`accs-lsp bench types` times them).
         self.type_layer_probe: Callable[[TokenConstraint], TokenConstraint] | None = None
 
@@ -74,17 +80,26 @@ class CompletionEngine:
         return self._type_grammars
 
     def type_provider(self, name: str) -> "TypeProvider":
-        """Started on first use and kept: Jedi's caches and basedpyright's process stay warm."""
+        """Started on first use and kept: Jedi's caches and basedpyright's process stay warm.
+        Where basedpyright is asked for and missing, Jedi answers, after one warning."""
         if name not in self._type_providers:
             if name == "pyright":
-                from accs_lsp.types.pyright_provider import PyrightProvider
-
-                self._type_providers[name] = PyrightProvider()
+                self._type_providers[name] = self._pyright_or_jedi()
             else:
                 from accs_lsp.types.jedi_provider import JediProvider
 
                 self._type_providers[name] = JediProvider()
         return self._type_providers[name]
+
+    def _pyright_or_jedi(self) -> "TypeProvider":
+        from accs_lsp.types.pyright_provider import PyrightProvider, PyrightUnavailable
+
+        try:
+            return PyrightProvider()
+        except PyrightUnavailable as error:
+            self.type_provider_fallback = f"{error}; Jedi answers instead"
+            log.warning("typeProvider pyright: %s", self.type_provider_fallback)
+            return self.type_provider("jedi")
 
     def close(self) -> None:
         for provider in self._type_providers.values():
@@ -96,8 +111,8 @@ class CompletionEngine:
         so that the first constrained completion does not pay for them; with a type provider,
         load its stubs and the member tables of the commonest builtin types too."""
         for indent in ("", "    ", "        "):
-            for mode in ("line", "block"):
-                self.grammars.matcher(python_grammar(indent=indent, mode=mode))
+            self.grammars.matcher(python_grammar(indent=indent, mode="block"))
+            self.grammars.matcher(python_grammar(indent=indent, mode="line", bracket_newlines=False))
         if type_provider is not None:
             plan_type_layer(self.type_provider(type_provider), WARM_UP_SOURCE, WARM_UP_SOURCE.rindex("return"), len(WARM_UP_SOURCE), False)
 
@@ -126,7 +141,10 @@ class CompletionEngine:
             plan = plan_type_layer(
                 self.type_provider(options.type_provider), document.text, context.statement_start, offset, context.after_dot
             )
-            constraint, relaxed = self._with_type_layer(plan, constraint, document.text, context, offset - len(prompt.healed_text))
+            bracket_newlines = brackets_may_span_lines(mode, statement_prefix)
+            constraint, relaxed = self._with_type_layer(
+                plan, constraint, document.text, context, offset - len(prompt.healed_text), bracket_newlines
+            )
         deadline = time.monotonic() + options.timeout_ms / 1000 if options.timeout_ms else None
         result = Generator(self.model, Sampler(options.temperature), self.measure_invasiveness).run(
             prompt,
@@ -194,12 +212,18 @@ class CompletionEngine:
                 ),
                 None,
             )
-        except GrammarError as error:
+        except (GrammarError, GrammarFilesMissing) as error:
             return None, f"syntax constraint not applied: {error}"
 
 
     def _with_type_layer(
-        self, plan: "TypeLayerPlan", syntax: SyntaxConstraint, text: str, context: CursorContext, decode_start: int
+        self,
+        plan: "TypeLayerPlan",
+        syntax: SyntaxConstraint,
+        text: str,
+        context: CursorContext,
+        decode_start: int,
+        bracket_newlines: bool,
     ) -> tuple[TokenConstraint, str | None]:
         """The syntactic layer AND the typed-expression grammar (where a type is expected) AND the
         member constraint; the typed grammar is left out, with the reason, where it cannot apply."""
@@ -208,7 +232,9 @@ class CompletionEngine:
         if plan.top_rule is not None:
             started = time.perf_counter()
             try:
-                layers.append(typed_constraint(plan, self.type_grammars, self.model.tokenize, text, decode_start, self.overlap_masks))
+                layers.append(typed_constraint(
+                    plan, self.type_grammars, self.model.tokenize, text, decode_start, self.overlap_masks, bracket_newlines
+                ))
             except GrammarError as error:
                 relaxed = f"type grammar not applied: {error}"
                 plan.top_rule = None

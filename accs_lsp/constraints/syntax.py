@@ -228,7 +228,11 @@ def syntax_constraint(
     in_statement = min(len(healed_text), len(statement_prefix))
     lead = healed_text[: len(healed_text) - in_statement]
     grammar = python_grammar(
-        indent=indent, mode="line" if mode == "line" else "block", indent_unit=indent_unit, lead=lead
+        indent=indent,
+        mode="line" if mode == "line" else "block",
+        indent_unit=indent_unit,
+        lead=lead,
+        bracket_newlines=brackets_may_span_lines(mode, statement_prefix),
     )
     constraint = SyntaxConstraint(
         grammars.matcher(grammar),
@@ -241,6 +245,12 @@ def syntax_constraint(
     if healed_in_statement and not constraint.matcher.deep_copy().consume_tokens(tokenize(healed_in_statement)):
         raise GrammarError(f"the grammar cannot continue this code with {healed_in_statement!r}")
     return constraint
+
+
+def brackets_may_span_lines(mode: str, statement_prefix: str) -> bool:
+    """A line completion ends at the end of the line: brackets it opens must close there,
+    unless the statement already runs over several lines."""
+    return mode != "line" or "\n" in statement_prefix
 
 
 def first_line(error: str) -> str:

@@ -77,13 +77,15 @@ def plan_type_layer(
     return TypeLayerPlan(slot, hole, grammar, top, receivers, first_members, time.perf_counter() - started)
 
 
-def typed_grammar(plan: TypeLayerPlan, lead: str) -> str:
+def typed_grammar(plan: TypeLayerPlan, lead: str, bracket_newlines: bool = True) -> str:
     """Lark text: `lead` (text token healing took back from before the expression), the typed
-    expression, then whatever may follow it."""
+    expression, then whatever may follow it. `bracket_newlines`: as in `python_grammar`."""
     assert plan.grammar is not None and plan.top_rule is not None and plan.slot is not None
     tail = _TAILS["argument" if plan.slot.kind == "argument" else "statement"]
     flavour = "bracket" if plan.slot.kind == "argument" else "line"
-    grammar = expression_grammar(hole=plan.top_rule, extra=plan.grammar.text(), context=flavour, end="none")
+    grammar = expression_grammar(
+        hole=plan.top_rule, extra=plan.grammar.text(), context=flavour, end="none", bracket_newlines=bracket_newlines
+    )
     start = f"start: LEAD hole TAIL\nLEAD: /{_exact_regex(lead)}/\n" if lead else "start: hole TAIL\n"
     return grammar.replace("start: hole\n", start + f"TAIL: /{tail}/\n", 1)
 
@@ -95,13 +97,14 @@ def typed_constraint(
     text: str,
     decode_start: int,
     overlap: bool,
+    bracket_newlines: bool = True,
 ) -> SyntaxConstraint:
     """The typed-expression matcher, having consumed the expression's text before decoding starts.
     Raises GrammarError when it cannot continue that text (the layer is then left out)."""
     assert plan.slot is not None
     expression_start = plan.slot.start
     lead = text[decode_start:expression_start] if decode_start < expression_start else ""
-    constraint = SyntaxConstraint(grammars.matcher(typed_grammar(plan, lead)), grammars.tokenizer.vocab_size, (), overlap)
+    constraint = SyntaxConstraint(grammars.matcher(typed_grammar(plan, lead, bracket_newlines)), grammars.tokenizer.vocab_size, (), overlap)
     typed_so_far = text[expression_start:decode_start]
     if typed_so_far:
         constraint.consume_prefix(tokenize(typed_so_far))

@@ -50,6 +50,9 @@ ITEM_DEPTH = 2
 # The iterable of a comprehension whose loop variable's type is unknown: reached only by
 # values of unknown type, never by a known iterable (whose comprehension is typed).
 UNKNOWN_ITERABLE = PyType("<unknown iterable>")
+# Names of the builtins scope as type checkers see it (typeshed's stub adds a few): never
+# values whose element type is unknown.
+_BUILTIN_SCOPE = frozenset(dir(builtins)) | {"AbstractSet", "WindowsError", "ellipsis", "function", "reveal_type"}
 # Members of a type; None when they are unknown (the search then treats the type as Any).
 MembersOf = Callable[[PyType], "tuple[Member, ...] | None"]
 
@@ -296,11 +299,13 @@ class InhabitationGrammar:
                 empty = (Lit(opening), Lit(closing)) if family == "list" else (Lit("set"), Lit("("), Lit(")"))
                 found.append(Production(empty, 6))
                 found.append(Production((Lit(opening), Hole("typed", element), raw("more_any_b"), Lit(closing)), 3))
-            for source in self._iterables():
-                found.append(self._comprehension(opening, closing, element, source))
-                if family == "Iterator":  # sum(len(w) for w in words): the syntax layer checks it is a sole argument
-                    found.append(Production(self._comprehension(opening, closing, element, source).parts[1:-1], 3))
-            found.append(self._comprehension(opening, closing, element, None))
+            comprehensions = [self._comprehension(opening, closing, element, source) for source in self._iterables()]
+            comprehensions.append(self._range_comprehension(opening, closing, element))
+            if self._has_unknown_iterables():
+                comprehensions.append(self._comprehension(opening, closing, element, None))
+            found += comprehensions
+            if family == "Iterator":  # sum(len(w) for w in words): the syntax layer checks it is a sole argument
+                found += [Production(production.parts[1:-1], production.cost + 1) for production in comprehensions]
         if target.name == "tuple" and target.args and len(target.args) > 1 and ANY not in target.args:
             parts: list[Part] = [Lit("(")]
             for index, arg in enumerate(target.args):
@@ -315,6 +320,26 @@ class InhabitationGrammar:
                                Hole("typed", UNKNOWN_ITERABLE), raw("comp_if_b?"), Lit(closing)), 8)
         return Production((Lit(opening), Hole("typed", element, loop=element_type(source)), Lit("for", True), Hole("fresh"),
                            Lit("in", True), Hole("typed", source), raw("comp_if_b?"), Lit(closing)), 2)
+
+    def _range_comprehension(self, opening: str, closing: str, element: PyType) -> Production:
+        """[element for i in range(...)]: the loop name is an int."""
+        return Production((Lit(opening), Hole("typed", element, loop=INT), Lit("for", True), Hole("fresh"), Lit("in", True),
+                           Lit("range"), Lit("("), raw("args_b"), Lit(")"), raw("comp_if_b?"), Lit(closing)), 3)
+
+    def _has_unknown_iterables(self) -> bool:
+        """Whether the scope has values whose element type is unknown (names of unknown type,
+        functions whose result is unknown, iterables of unknown element). Only then is a
+        comprehension with an unchecked element offered: elsewhere it lets the model write an
+        ill-typed element (`[x * 100 for x in`) that no iterable in scope can then justify."""
+        if self._unknown_names is None or set(self._unknown_names) - set(self._known_names) - _BUILTIN_SCOPE:
+            return True
+        for binding in self.scope.bindings.values():
+            if binding.kind == "function" and (binding.signature is None or not binding.signature.result.is_known):
+                return True
+            value = gradual(binding.type, self.scope.classes)
+            if binding.kind == "variable" and value.is_known and is_iterable(value) and not element_type(value).is_known:
+                return True
+        return False
 
     def _iterables(self) -> list[PyType]:
         seen = []
