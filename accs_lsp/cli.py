@@ -1,4 +1,9 @@
-"""Command line: `accs-lsp serve | complete | doctor | bench | eval`."""
+"""Command line: `accs-lsp serve | complete | doctor | bench | eval`.
+
+Exit codes: 0 success; 1 an internal failure (one line on stderr, the traceback only in the
+log with `--log-level debug`); 2 bad input (a missing file, a position outside the file, a
+missing or corrupt model, bad arguments); 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,18 @@ from pathlib import Path
 from typing import Sequence
 
 from accs_lsp import __version__
+from accs_lsp.errors import one_line
 from accs_lsp.eval.tasks import TASK_KINDS
 from accs_lsp.settings import CONSTRAINT_LEVELS, MODES, TYPE_PROVIDERS
 
+EXIT_INTERNAL_ERROR = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+# The checkout's fixtures: the default input of `bench` and `eval`, absent from a regular install.
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+log = logging.getLogger("accs_lsp")
 
 
 class UsageError(Exception):
@@ -22,15 +34,21 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="accs-lsp", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="accs-lsp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"accs-lsp {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level", type=str.upper, choices=LOG_LEVELS, default=None,
+        help="log to stderr at this level (default: INFO for serve, WARNING otherwise)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_subparser_with(common))
 
     serve = commands.add_parser("serve", help="run the language server (stdio by default)")
     serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
     serve.add_argument("--stdio", action="store_true", help="use stdio (the default; accepted because clients add it)")
     serve.add_argument("--model", metavar="PATH", help="GGUF model file (default: $ACCS_MODEL, then SmolLM2)")
-    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     serve.add_argument("--log-file", metavar="PATH", help="write the server's log here instead of stderr")
 
     complete = commands.add_parser("complete", help="print a completion at FILE:LINE:COL (1-based)")
@@ -43,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--model", metavar="PATH")
     complete.add_argument("--json", action="store_true", help="print one JSON object with timings")
 
-    doctor = commands.add_parser("doctor", help="print versions and check that the model loads")
+    doctor = commands.add_parser("doctor", help="check grammars, model, tokenizer, type providers and one completion")
     doctor.add_argument("--model", metavar="PATH")
 
     bench = commands.add_parser("bench", help="measure speed and memory")
@@ -91,32 +109,64 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _subparser_with(common: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
+    """Every subcommand (and sub-subcommand) accepts the common options after its name."""
+
+    class Subparser(argparse.ArgumentParser):
+        def __init__(self, **kwargs) -> None:
+            kwargs.setdefault("parents", [common])
+            super().__init__(**kwargs)
+
+    return Subparser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    level = arguments.log_level or ("INFO" if arguments.command == "serve" else "WARNING")
+    configure_logging(level, getattr(arguments, "log_file", None))
     handlers = {"serve": run_serve, "complete": run_complete, "doctor": run_doctor, "bench": run_bench, "eval": run_eval}
     try:
         return handlers[arguments.command](arguments)
     except UsageError as error:
         print(f"accs-lsp: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("accs-lsp: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        log.debug("internal failure", exc_info=True)
+        hint = "" if level == "DEBUG" else " (rerun with --log-level debug for details)"
+        print(f"accs-lsp: internal error: {one_line(error, with_type=True)}{hint}", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+
+
+def configure_logging(level: str, log_file: str | None) -> None:
+    """The server logs with timestamps; the one-shot commands only say what went wrong."""
+    if log_file is None and level != "DEBUG" and level != "INFO":
+        log_format = "accs-lsp: %(levelname)s: %(message)s"
+    else:
+        log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(
+        level=level,
+        format=log_format,
+        **({"filename": log_file} if log_file else {"stream": sys.stderr}),
+    )
+    if level != "DEBUG":
+        logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message at INFO
 
 
 def run_serve(arguments: argparse.Namespace) -> int:
     from accs_lsp.server import create_server
 
-    logging.basicConfig(
-        level=arguments.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        **({"filename": arguments.log_file} if arguments.log_file else {"stream": sys.stderr}),
-    )
-    if arguments.log_level != "DEBUG":
-        logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message at INFO
     server = create_server(model_path=arguments.model)
     if arguments.tcp:
         host, _, port = arguments.tcp.rpartition(":")
         if not host or not port.isdigit():
             raise UsageError(f"--tcp expects HOST:PORT, got {arguments.tcp!r}")
-        server.start_tcp(host, int(port))
+        try:
+            server.start_tcp(host, int(port))
+        except OSError as error:
+            raise UsageError(f"cannot listen on {arguments.tcp}: {error.strerror or error}") from None
     else:
         server.start_io()
     return 0
@@ -189,22 +239,14 @@ def run_complete(arguments: argparse.Namespace) -> int:
 
 
 def run_doctor(arguments: argparse.Namespace) -> int:
-    from importlib.metadata import PackageNotFoundError, version
+    from accs_lsp import doctor
 
-    for package in ("accs-lsp", "pygls", "lsprotocol", "llama-cpp-python", "llguidance", "jedi", "tree-sitter"):
-        try:
-            print(f"{package:18} {version(package)}")
-        except PackageNotFoundError:
-            print(f"{package:18} MISSING")
-    model = load_model(arguments.model)
-    print(f"{'model':18} {model.path}")
-    print(f"{'vocabulary':18} {model.n_vocab} tokens")
-    print(f"{'fill-in-middle':18} {'yes' if model.fim else 'no (prefix-only prompts)'}")
-    print(f"{'load time':18} {model.load_seconds * 1000:.0f} ms")
-    return 0
+    return doctor.run(arguments.model, sys.stdout)
 
 
 def run_bench(arguments: argparse.Namespace) -> int:
+    if arguments.bench in ("types", "mask"):
+        require_fixtures()
     if arguments.bench == "types":
         from accs_lsp.bench import types as types_bench
 
@@ -222,6 +264,11 @@ def run_bench(arguments: argparse.Namespace) -> int:
         raise UsageError(f"no such file: {arguments.file}")
     print(server.run(arguments.file, arguments.rounds, arguments.model))
     return 0
+
+
+def require_fixtures() -> None:
+    if not FIXTURES.is_dir():
+        raise UsageError(f"this benchmark replays the holes of the source checkout's fixtures/, not found at {FIXTURES}")
 
 
 def run_eval(arguments: argparse.Namespace) -> int:

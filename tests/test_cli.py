@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from accs_lsp import cli
 from accs_lsp.cli import cursor_offset, parse_location, UsageError
 from accs_lsp.completion.validation import parses
 
@@ -98,20 +102,113 @@ def test_missing_and_corrupt_model_files_name_the_path(tmp_path):
 
 def test_model_from_environment_variable(tmp_path):
     env_result = subprocess.run(
-        [sys.executable, "-m", "accs_lsp", "doctor"],
+        [sys.executable, "-m", "accs_lsp", "complete", "fixtures/inventory.py:1:1"],
         capture_output=True,
         text=True,
-        env={**__import__("os").environ, "ACCS_MODEL": str(tmp_path / "env.gguf")},
+        env={**os.environ, "ACCS_MODEL": str(tmp_path / "env.gguf")},
         timeout=120,
     )
     assert env_result.returncode == 2 and "env.gguf" in env_result.stderr
 
 
-def test_doctor_reports_the_model():
+def doctor_lines(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    """check name -> the status and detail of its line."""
+    checks = {}
+    for line in result.stdout.splitlines():
+        status, _, rest = line.partition(" ")
+        if status in ("OK", "FAIL", "SKIP"):
+            name = rest.strip().split("  ")[0]
+            checks[name] = f"{status} {rest.strip()[len(name):].strip()}"
+    return checks
+
+
+def test_doctor_checks_each_part():
     result = run("doctor")
-    assert result.returncode == 0, result.stderr
-    assert "49152 tokens" in result.stdout
-    assert "SmolLM2-135M-Instruct.Q4_1.gguf" in result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = doctor_lines(result)
+    assert list(checks) == ["grammars", "model", "tokenizer", "grammar compile", "jedi", "basedpyright", "completion"]
+    assert all(line.startswith("OK") for line in checks.values()), checks
+    assert "49152 tokens" in checks["model"] and "SmolLM2-135M-Instruct.Q4_1.gguf" in checks["model"]
+
+
+def test_doctor_fails_with_a_missing_model_and_skips_what_needs_it(tmp_path):
+    result = run("doctor", "--model", str(tmp_path / "nope.gguf"))
+    assert result.returncode == 1
+    checks = doctor_lines(result)
+    assert checks["model"].startswith("FAIL") and "nope.gguf" in checks["model"]
+    assert checks["tokenizer"].startswith("SKIP") and checks["completion"].startswith("SKIP")
+    assert checks["grammars"].startswith("OK") and checks["jedi"].startswith("OK")
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_missing_grammars_fail_the_doctor_and_relax_a_completion(tmp_path):
+    env = {**os.environ, "ACCS_GRAMMAR_DIR": str(tmp_path / "no-grammars")}
+    doctor = subprocess.run([sys.executable, "-m", "accs_lsp", "doctor"], capture_output=True, text=True, env=env, timeout=300)
+    assert doctor.returncode == 1
+    checks = doctor_lines(doctor)
+    assert checks["grammars"].startswith("FAIL") and "ACCS_GRAMMAR_DIR" in checks["grammars"]
+    complete = subprocess.run(
+        [sys.executable, "-m", "accs_lsp", "complete", "fixtures/geometry.py:32:5", "--max-tokens", "4", "--json"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert complete.returncode == 0, complete.stderr
+    assert "cannot read the grammar template" in json.loads(complete.stdout)["relaxed"]
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["complete", "fixtures"], "expected FILE:LINE:COL"),
+        (["complete", "fixtures:1:1"], "cannot read fixtures"),
+        (["complete", "fixtures/inventory.py:1:1", "--max-tokens", "0"], "must be positive"),
+        (["complete", "fixtures/inventory.py:x:1"], "must be integers"),
+        (["eval", "--source", "no-such-dir"], "no such directory"),
+        (["bench", "server", "--file", "no-such-file.py"], "no such file"),
+        (["serve", "--tcp", "localhost"], "HOST:PORT"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(arguments, message):
+    result = run(*arguments, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("accs-lsp")]) == 1
+
+
+def test_a_file_that_is_not_utf8_exits_2(tmp_path):
+    binary = tmp_path / "binary.py"
+    binary.write_bytes(b"\xff\xfe\x00x = 1\n")
+    result = run("complete", f"{binary}:1:1")
+    assert result.returncode == 2 and "cannot read" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_exits_2():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", "--tcp", f"127.0.0.1:{port}", timeout=120)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_internal_failure_is_one_line_with_a_hint_and_exit_1(monkeypatch, capsys):
+    def fail(arguments):
+        raise KeyError("lost")
+
+    monkeypatch.setattr(cli, "run_complete", fail)
+    assert cli.main(["complete", "fixtures/inventory.py:1:1"]) == cli.EXIT_INTERNAL_ERROR
+    error = capsys.readouterr().err
+    assert error.strip() == "accs-lsp: internal error: KeyError: 'lost' (rerun with --log-level debug for details)"
+
+
+def test_an_internal_failure_under_debug_logs_the_traceback(monkeypatch, caplog):
+    def fail(arguments):
+        raise KeyError("lost")
+
+    monkeypatch.setattr(cli, "run_complete", fail)
+    with caplog.at_level(logging.DEBUG, logger="accs_lsp"):
+        assert cli.main(["complete", "fixtures/inventory.py:1:1", "--log-level", "debug"]) == 1
+    assert any(record.exc_info for record in caplog.records)
 
 
 def test_location_parsing_counts_columns_in_characters():

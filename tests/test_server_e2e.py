@@ -207,3 +207,24 @@ async def test_type_constrained_completion_lists_typed_alternatives(client: Lang
     assert typed, [item.label for item in result.items]
     for item in typed:
         compile(SOURCE.replace("return a + b", "return " + item.text_edit.new_text), "example.py", "exec")
+
+
+def test_an_unexpected_failure_answers_one_line_without_a_traceback() -> None:
+    from accs_lsp.server.server import RequestFailed, answering_errors
+
+    @answering_errors
+    def did_something(ls, params):
+        raise KeyError("gone")
+
+    @answering_errors
+    async def did_something_async(ls, params):
+        raise ValueError("first line\nsecond line")
+
+    with pytest.raises(RequestFailed) as failure:
+        did_something(None, None)
+    error = failure.value.to_response_error()
+    assert error.code == -32803 and error.data is None
+    assert error.message == "accs-lsp: internal error in did_something: KeyError: 'gone' (see the server log)"
+    with pytest.raises(RequestFailed) as failure:
+        asyncio.run(did_something_async(None, None))
+    assert "\n" not in failure.value.message and "first line" in failure.value.message

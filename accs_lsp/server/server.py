@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
 import re
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
@@ -17,6 +19,7 @@ from pygls.lsp.server import LanguageServer
 from accs_lsp import __version__
 from accs_lsp.completion import Completion, CompletionOptions
 from accs_lsp.documents import DocumentStore, PositionError, Snapshot, TextChange
+from accs_lsp.errors import one_line
 from accs_lsp.models import ModelLoadError
 from accs_lsp.server.model_slot import ModelSlot, ModelSpec, ModelUnavailable, StopEvents
 from accs_lsp.settings import Settings, SettingsError
@@ -34,6 +37,39 @@ class RequestFailed(JsonRpcException):
     """LSP's RequestFailed: the request was valid but the server could not answer it."""
 
     CODE = -32803
+
+
+def answering_errors(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """A handler's unexpected exception becomes one RequestFailed line for the client (pygls
+    would send the traceback in the error's data); the traceback goes to the server log."""
+
+    def failed(error: Exception) -> RequestFailed:
+        log.exception("%s failed", handler.__name__)
+        return RequestFailed(f"accs-lsp: internal error in {handler.__name__}: {one_line(error, with_type=True)} (see the server log)")
+
+    if inspect.iscoroutinefunction(handler):
+
+        @functools.wraps(handler)
+        async def answer_async(*arguments: Any) -> Any:
+            try:
+                return await handler(*arguments)
+            except (JsonRpcException, asyncio.CancelledError):
+                raise
+            except Exception as error:
+                raise failed(error) from None
+
+        return answer_async
+
+    @functools.wraps(handler)
+    def answer(*arguments: Any) -> Any:
+        try:
+            return handler(*arguments)
+        except JsonRpcException:
+            raise
+        except Exception as error:
+            raise failed(error) from None
+
+    return answer
 
 
 @dataclass(frozen=True)
@@ -55,6 +91,7 @@ class AccsLanguageServer(LanguageServer):
         self.stops = StopEvents()
         self.served: OrderedDict[str, Served] = OrderedDict()
         self.feedback: list[dict[str, Any]] = []
+        self.warned: set[str] = set()
 
     # -- status and settings ------------------------------------------------------------
 
@@ -68,6 +105,11 @@ class AccsLanguageServer(LanguageServer):
     def warn_user(self, message: str) -> None:
         log.warning(message)
         self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+
+    def warn_user_once(self, message: str | None) -> None:
+        if message and message not in self.warned:
+            self.warned.add(message)
+            self.warn_user(f"accs-lsp: {message}")
 
     def apply_settings(self, changes: Any) -> bool:
         """Merge editor settings; a bad value is reported and the previous settings stay."""
@@ -167,7 +209,7 @@ class AccsLanguageServer(LanguageServer):
             options.check()
             engine = await self.model.engine(self.settings.model_load_timeout_ms / 1000)
         except (ValueError, ModelUnavailable) as error:
-            raise RequestFailed(f"accs-lsp: {error}") from None
+            raise RequestFailed(f"accs-lsp: {one_line(error)}") from None
         key = f"{kind}:{uri}"
         stop = self.stops.start(key, supersede=True)
         job = asyncio.ensure_future(self.model.run(lambda e: e.complete(snapshot, offset, options, stop), engine))
@@ -179,7 +221,9 @@ class AccsLanguageServer(LanguageServer):
             stop.set()  # the generation ends at its next token; its log line says so
             raise
         except Exception as error:
-            raise RequestFailed(f"accs-lsp: generation failed: {error}") from error
+            log.error("generation failed", exc_info=error)
+            raise RequestFailed(f"accs-lsp: generation failed: {one_line(error, with_type=True)}") from None
+        self.warn_user_once(engine.type_provider_fallback)
         if completion.stop_reason == "cancelled":
             return None
         if uri not in self.documents or self.documents.get(uri).version != snapshot.version:
@@ -301,16 +345,19 @@ def create_server(model_path: str | None = None) -> AccsLanguageServer:
     server = AccsLanguageServer(model_path)
 
     @server.feature(types.INITIALIZE)
+    @answering_errors
     def initialize(ls: AccsLanguageServer, params: types.InitializeParams) -> None:
         ls.apply_settings(params.initialization_options)
         encoding = ls.workspace.position_encoding or types.PositionEncodingKind.Utf16
         ls.documents.encoding = getattr(encoding, "value", encoding)
 
     @server.feature(types.INITIALIZED)
+    @answering_errors
     async def initialized(ls: AccsLanguageServer, params: types.InitializedParams) -> None:
         await ls.load_model()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    @answering_errors
     async def did_change_configuration(ls: AccsLanguageServer, params: types.DidChangeConfigurationParams) -> None:
         changed = ls.apply_settings(params.settings)
         if not changed and ls.client_capabilities.workspace and ls.client_capabilities.workspace.configuration:
@@ -322,11 +369,13 @@ def create_server(model_path: str | None = None) -> AccsLanguageServer:
         await ls.load_model()
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    @answering_errors
     def did_open(ls: AccsLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
         document = params.text_document
         ls.documents.open(document.uri, document.text, document.version)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    @answering_errors
     def did_change(ls: AccsLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
         if uri not in ls.documents:
@@ -340,10 +389,12 @@ def create_server(model_path: str | None = None) -> AccsLanguageServer:
             ls.documents.close(uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    @answering_errors
     def did_close(ls: AccsLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.documents.close(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    @answering_errors
     async def inline_completion(
         ls: AccsLanguageServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList | None:
@@ -354,6 +405,7 @@ def create_server(model_path: str | None = None) -> AccsLanguageServer:
         return inline_items(served, params.position)
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["."]))
+    @answering_errors
     async def completion(ls: AccsLanguageServer, params: types.CompletionParams) -> types.CompletionList:
         result = await ls.complete(params.text_document.uri, params.position, "completion")
         if result is None:
@@ -362,10 +414,12 @@ def create_server(model_path: str | None = None) -> AccsLanguageServer:
         return completion_items(served, snapshot, offset, params.position)
 
     @server.command(FEEDBACK_COMMAND)
+    @answering_errors
     def feedback(ls: AccsLanguageServer, *arguments: Any) -> None:
         ls.record_feedback(list(arguments))
 
     @server.feature(types.SHUTDOWN)
+    @answering_errors
     def shutdown(ls: AccsLanguageServer, *args: Any) -> None:
         ls.model.shutdown()
 
