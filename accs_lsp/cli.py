@@ -213,6 +213,7 @@ def load_model(path: str | None):
 
 def run_complete(arguments: argparse.Namespace) -> int:
     from accs_lsp.completion import CompletionEngine, CompletionOptions
+    from accs_lsp.completion.options import InvalidRequest
     from accs_lsp.documents import Document
 
     path, line, column = parse_location(arguments.location)
@@ -227,10 +228,10 @@ def run_complete(arguments: argparse.Namespace) -> int:
     )
     try:
         options.check()
-    except ValueError as error:
+        engine = CompletionEngine(load_model(arguments.model))
+        completion = engine.complete(Document(path.resolve().as_uri(), text).snapshot(), offset, options)
+    except InvalidRequest as error:
         raise UsageError(str(error)) from None
-    engine = CompletionEngine(load_model(arguments.model))
-    completion = engine.complete(Document(path.resolve().as_uri(), text).snapshot(), offset, options)
     if arguments.json:
         print(json.dumps(completion.to_json()))
     else:

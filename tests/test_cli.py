@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -172,6 +174,22 @@ def test_bad_input_is_one_line_and_exit_2(arguments, message):
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.startswith("accs-lsp")]) == 1
+
+
+def test_too_many_tokens_for_the_context_window_is_bad_input():
+    result = run("complete", "fixtures/geometry.py:32:5", "--max-tokens", "4000")
+    assert result.returncode == 2, result.stderr
+    assert "leaves no room for a prompt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_interrupt_exits_130_with_one_line():
+    command = [sys.executable, "-m", "accs_lsp", "bench", "server", "--rounds", "1000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    _, error = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert error.strip() == "accs-lsp: interrupted"
 
 
 def test_a_file_that_is_not_utf8_exits_2(tmp_path):

@@ -12,7 +12,7 @@ from accs_lsp.decoding import Generator, PromptBuilder, stop_rule_for
 from accs_lsp.decoding.generator import Sampler
 from accs_lsp.documents import Snapshot
 from accs_lsp.models import LlamaModel
-from accs_lsp.completion.options import Completion, CompletionOptions
+from accs_lsp.completion.options import Completion, CompletionOptions, InvalidRequest
 from accs_lsp.completion.validation import first_parsing
 from accs_lsp.constraints.python_grammar import GrammarFilesMissing, infer_indent_unit, python_grammar
 from accs_lsp.constraints.syntax import (
@@ -130,7 +130,7 @@ class CompletionEngine:
         # The prompt gets what the context window leaves after the tokens to generate.
         budget = min(self.context_tokens, self.model.n_ctx - options.max_tokens - 8)
         if budget < MIN_PROMPT_TOKENS:
-            raise ValueError(f"max_tokens={options.max_tokens} leaves no room for a prompt in {self.model.n_ctx} tokens")
+            raise InvalidRequest(f"max_tokens={options.max_tokens} leaves no room for a prompt in {self.model.n_ctx} tokens")
         statement_prefix = document.text[context.statement_start : offset]
         constrained = options.constraints != "none"
         prompt = PromptBuilder(self.model, budget).build(document.text[:offset], document.text[offset:])

@@ -11,7 +11,11 @@ from accs_lsp.settings import CONSTRAINT_LEVELS, MODES, TYPE_PROVIDERS
 AVAILABLE_CONSTRAINT_LEVELS = ("none", "syntax", "types")
 
 
-class ConstraintLevelUnavailable(ValueError):
+class InvalidRequest(ValueError):
+    """A completion request that cannot be served as asked (bad options, too many tokens)."""
+
+
+class ConstraintLevelUnavailable(InvalidRequest):
     pass
 
 
@@ -26,18 +30,18 @@ class CompletionOptions:
 
     def check(self) -> None:
         if self.constraints not in CONSTRAINT_LEVELS:
-            raise ValueError(f"unknown constraint level {self.constraints!r}")
+            raise InvalidRequest(f"unknown constraint level {self.constraints!r}")
         if self.constraints not in AVAILABLE_CONSTRAINT_LEVELS:
             raise ConstraintLevelUnavailable(
                 f"constraint level {self.constraints!r} is not available yet "
                 f"(available: {', '.join(AVAILABLE_CONSTRAINT_LEVELS)})"
             )
         if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r} (expected one of {', '.join(MODES)})")
+            raise InvalidRequest(f"unknown mode {self.mode!r} (expected one of {', '.join(MODES)})")
         if self.type_provider not in TYPE_PROVIDERS:
-            raise ValueError(f"unknown type provider {self.type_provider!r} (expected one of {', '.join(TYPE_PROVIDERS)})")
+            raise InvalidRequest(f"unknown type provider {self.type_provider!r} (expected one of {', '.join(TYPE_PROVIDERS)})")
         if self.max_tokens <= 0:
-            raise ValueError("max_tokens must be positive")
+            raise InvalidRequest("max_tokens must be positive")
 
 
 @dataclass(frozen=True)

@@ -227,6 +227,10 @@ class _Session:
     answered: int = 0  # requests answered so far
 
 
+class PyrightUnavailable(RuntimeError):
+    """basedpyright is not installed where accs-lsp can find it."""
+
+
 class PyrightProvider:
     """Implements types.provider.TypeProvider with basedpyright. Thread-safe (one lock):
     all questions share one virtual document."""
@@ -234,7 +238,7 @@ class PyrightProvider:
     def __init__(self, path: str | None = None, timeout: float = REQUEST_TIMEOUT_S) -> None:
         executable = find_executable()
         if executable is None:
-            raise RuntimeError("basedpyright-langserver not found: pip install basedpyright")
+            raise PyrightUnavailable("basedpyright-langserver not found: pip install 'accs-lsp[pyright]'")
         self.executable = executable
         self.path = path
         self.timeout = timeout
