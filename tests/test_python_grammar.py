@@ -1,4 +1,4 @@
-"""The Python grammar for llguidance (grammars/python, constraints/python_grammar.py).
+"""The Python grammar for llguidance (accs_lsp/grammars/python, constraints/python_grammar.py).
 
 Every check runs the real llguidance matcher on text tokenized by SmolLM2's
 tokenizer.  "accepted" means: all tokens consumed and the matcher accepts
