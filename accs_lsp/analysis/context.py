@@ -67,6 +67,12 @@ class CursorContext:
     after_return: bool
     at_statement_start: bool
     in_string_or_comment: bool
+    # The code after the cursor up to the end of its statement (several lines when brackets
+    # opened before the cursor close on a later line, or a multi-line `def` header goes on).
+    statement_rest: str = ""
+    # Whether the next line of code after the statement is indented deeper than the line the
+    # statement starts on: the statement must then end with a compound header's colon.
+    body_follows: bool = False
 
     @property
     def on_blank_line(self) -> bool:
@@ -74,8 +80,9 @@ class CursorContext:
 
     @property
     def suggested_mode(self) -> str:
-        """Block mode on a blank line outside brackets, one line otherwise."""
-        return "block" if self.on_blank_line and not self.open_brackets else "line"
+        """Block mode on a blank line outside brackets, one line otherwise (also where the line
+        must be the header of the indented body below it)."""
+        return "block" if self.on_blank_line and not self.open_brackets and not self.body_follows else "line"
 
 
 def cursor_context(document: Snapshot, offset: int) -> CursorContext:
@@ -97,6 +104,9 @@ def cursor_context(document: Snapshot, offset: int) -> CursorContext:
     statement_prefix = text[statement_start:offset]
     open_brackets = unclosed_brackets(statement_prefix)
     kind = statement.kind if statement else None
+    statement_rest = rest_of_statement(text[offset:], open_brackets)
+    statement_line_start = text.rfind("\n", 0, statement_start) + 1
+    statement_indentation = text[statement_line_start : statement_line_start + indentation_width(text[statement_line_start:])]
 
     return CursorContext(
         offset=offset,
@@ -113,6 +123,8 @@ def cursor_context(document: Snapshot, offset: int) -> CursorContext:
         after_return=kind == "return_statement" or bool(re.match(r"return\b", statement_prefix)),
         at_statement_start=not open_brackets and not statement_prefix.strip(" \t;"),
         in_string_or_comment=in_string_or_comment(document, offset),
+        statement_rest=statement_rest,
+        body_follows=deeper(next_code_indentation(text, offset + len(statement_rest)), statement_indentation),
     )
 
 
@@ -144,12 +156,25 @@ def enclosing_statement(document: Snapshot, offset: int) -> Statement | None:
     node: tree_sitter.Node | None = node_before(document, offset)
     while node is not None:
         if node.type == "ERROR":
-            return statement_in_error(document, node, offset)
+            return statement_around(document, node, byte) or statement_in_error(document, node, offset)
         if node.start_byte < byte or (node.start_byte == byte and node.end_byte > byte):
             if node.type in SIMPLE_STATEMENTS:
                 return Statement(char_offset(document, node.start_byte), node.type)
             if node.type in COMPOUND_STATEMENTS | CLAUSES and in_header(node, byte):
                 return Statement(char_offset(document, node.start_byte), node.type)
+        node = node.parent
+    return None
+
+
+def statement_around(document: Snapshot, error: tree_sitter.Node, byte: int) -> Statement | None:
+    """The statement whose header holds an ERROR node that does not span lines (a broken
+    parameter in a multi-line `def`, a broken argument in a call over several lines)."""
+    if error.start_point[0] != error.end_point[0]:
+        return None
+    node = error.parent
+    while node is not None and node.type not in ("module", "block", "ERROR"):
+        if node.type in SIMPLE_STATEMENTS or node.type in COMPOUND_STATEMENTS | CLAUSES and in_header(node, byte):
+            return Statement(char_offset(document, node.start_byte), node.type)
         node = node.parent
     return None
 
@@ -173,7 +198,8 @@ def statement_in_error(document: Snapshot, error: tree_sitter.Node, offset: int)
     line_start = 0
     try:
         for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+            # The tokenizer ends an unfinished last line with an empty NEWLINE: not a line end here.
+            if token.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT) and token.string:
                 row, column = token.end
                 line_start = sum(len(line) for line in lines[: row - 1]) + column
     except (tokenize.TokenError, IndentationError, SyntaxError):
@@ -213,6 +239,47 @@ def unclosed_brackets(source: str) -> str:
     except (tokenize.TokenError, IndentationError, SyntaxError):
         pass
     return "".join(stack)
+
+
+def rest_of_statement(after: str, open_brackets: str) -> str:
+    """`after` (the text after the cursor) up to the end of the statement the cursor is in:
+    the rest of the line, or more where brackets open before the cursor close later."""
+    line_end = after.find("\n")
+    rest_of_line = after if line_end == -1 else after[:line_end]
+    if not open_brackets and not rest_of_line.rstrip().endswith("\\"):
+        return rest_of_line
+    source = open_brackets + after  # the brackets opened before the cursor, so depths are right
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+                end = offset_of(source, token.start)
+                return after[: max(end - len(open_brackets), 0)]
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass  # the statement does not end before the end of the file
+    return rest_of_line
+
+
+def offset_of(source: str, position: tuple[int, int]) -> int:
+    row, column = position
+    lines = source.split("\n")
+    return sum(len(line) + 1 for line in lines[: row - 1]) + column
+
+
+def next_code_indentation(text: str, position: int) -> str | None:
+    """The indentation of the first line after the one `position` is on that holds code."""
+    line_end = text.find("\n", position)
+    while line_end != -1:
+        next_end = text.find("\n", line_end + 1)
+        line = text[line_end + 1 : None if next_end == -1 else next_end]
+        stripped = line.lstrip(" \t")
+        if stripped and not stripped.startswith("#"):
+            return line[: len(line) - len(stripped)]
+        line_end = next_end
+    return None
+
+
+def deeper(indentation: str | None, than: str) -> bool:
+    return indentation is not None and len(indentation) > len(than) and indentation.startswith(than)
 
 
 def in_call_arguments(document: Snapshot, offset: int, statement_prefix: str, open_brackets: str) -> bool:

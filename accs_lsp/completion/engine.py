@@ -141,7 +141,7 @@ class CompletionEngine:
             plan = plan_type_layer(
                 self.type_provider(options.type_provider), document.text, context.statement_start, offset, context.after_dot
             )
-            bracket_newlines = brackets_may_span_lines(mode, statement_prefix)
+            bracket_newlines = brackets_may_span_lines(mode, statement_prefix, context.statement_rest)
             constraint, relaxed = self._with_type_layer(
                 plan, constraint, document.text, context, offset - len(prompt.healed_text), bracket_newlines
             )
@@ -206,9 +206,10 @@ class CompletionEngine:
                     indent=context.indentation,
                     indent_unit=infer_indent_unit(document.text),
                     statement_prefix=statement_prefix,
-                    line_suffix=context.line_suffix,
+                    statement_rest=context.statement_rest,
                     healed_text=healed_text,
                     overlap=self.overlap_masks,
+                    line_shape="header" if context.body_follows else "statement",
                 ),
                 None,
             )

@@ -127,6 +127,13 @@ def _read_template(directory: str, name: str) -> str:
         raise GrammarFilesMissing(f"cannot read the grammar template {name} in {directory}{hint}: {error}") from None
 
 
+LineShape = Literal["any", "header", "statement"]
+_LINE_SHAPES: dict[str, str] = {
+    "any": "simple_stmts | compound_header simple_stmts? | decorator",
+    "header": "compound_header",
+    "statement": "simple_stmts | compound_header simple_stmts | decorator",
+}
+
 _AT = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)@")
 _DOLLAR = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\$")
 
@@ -238,6 +245,7 @@ def python_grammar(
     extra: str = "",
     lead: str = "",
     bracket_newlines: bool = True,
+    line_shape: LineShape = "any",
 ) -> str:
     """Lark text of the Python grammar for one completion.
 
@@ -254,6 +262,9 @@ def python_grammar(
     bracket_newlines: whether newlines and comments may appear inside brackets. A line
         completion passes False unless the statement already spans lines: it ends at the
         line's end, so a newline inside brackets would leave them open.
+    line_shape: what the line must be (line mode): ``"header"`` a compound statement's
+        header alone (its indented body follows in the buffer), ``"statement"`` anything
+        but a header without a body, ``"any"`` either.
     """
     _check_indent("indent", indent)
     _check_indent("indent_unit", indent_unit)
@@ -261,12 +272,10 @@ def python_grammar(
         raise ValueError("indent_unit must not be empty")
     if max_depth < 0:
         raise ValueError("max_depth must be >= 0")
+    if line_shape not in _LINE_SHAPES:
+        raise ValueError(f"unknown line shape {line_shape!r}")
     if mode == "line":
-        head = (
-            "start: line EOL?\n"
-            "line: simple_stmts | compound_header simple_stmts? | decorator\n"
-            f"EOL: /{EOL_REGEX}/\n"
-        )
+        head = f"start: line EOL?\nline: {_LINE_SHAPES[line_shape]}\nEOL: /{EOL_REGEX}/\n"
         body = ""
     elif mode == "block":
         head = f"start: NL_0? block_0 END?\nEND: /{END_REGEX}/\n"

@@ -23,7 +23,7 @@ import llguidance.numpy as llnumpy
 import numpy as np
 from llguidance import LLMatcher
 
-from accs_lsp.constraints.python_grammar import python_grammar
+from accs_lsp.constraints.python_grammar import LineShape, python_grammar
 from accs_lsp.decoding.generator import GREEDY_RETRIES, ConstraintFailed
 
 if TYPE_CHECKING:
@@ -211,11 +211,16 @@ def syntax_constraint(
     indent: str,
     indent_unit: str,
     statement_prefix: str,
-    line_suffix: str,
+    statement_rest: str,
     healed_text: str = "",
     overlap: bool = True,
+    line_shape: LineShape = "any",
 ) -> SyntaxConstraint:
     """The constraint for one request, having consumed the statement's text before the cursor.
+
+    `statement_rest` is the code after the cursor up to the end of its statement: a
+    completion is complete only where the grammar accepts it followed by that code.
+    `line_shape`: what a line completion must be (see `python_grammar`).
 
     `healed_text` is the end of the text before the cursor that token healing took
     back from the prompt: the model writes it again, under the grammar. Where it
@@ -232,12 +237,13 @@ def syntax_constraint(
         mode="line" if mode == "line" else "block",
         indent_unit=indent_unit,
         lead=lead,
-        bracket_newlines=brackets_may_span_lines(mode, statement_prefix),
+        bracket_newlines=brackets_may_span_lines(mode, statement_prefix, statement_rest),
+        line_shape=line_shape if mode == "line" else "any",
     )
     constraint = SyntaxConstraint(
         grammars.matcher(grammar),
         grammars.tokenizer.vocab_size,
-        tokenize(line_suffix) if line_suffix.strip() else (),
+        tokenize(statement_rest) if statement_rest.strip() else (),
         overlap,
     )
     constraint.consume_prefix(tokenize(statement_prefix[: len(statement_prefix) - in_statement]))
@@ -247,10 +253,10 @@ def syntax_constraint(
     return constraint
 
 
-def brackets_may_span_lines(mode: str, statement_prefix: str) -> bool:
+def brackets_may_span_lines(mode: str, statement_prefix: str, statement_rest: str = "") -> bool:
     """A line completion ends at the end of the line: brackets it opens must close there,
     unless the statement already runs over several lines."""
-    return mode != "line" or "\n" in statement_prefix
+    return mode != "line" or "\n" in statement_prefix or "\n" in statement_rest
 
 
 def first_line(error: str) -> str:
