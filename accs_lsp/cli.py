@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-tokens", type=positive_int, default=64)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--no-type-check", action="store_true", help="skip basedpyright")
+    evaluate.add_argument("--arms", default=None, help="comma-separated constraint levels (default: every available one)")
     evaluate.add_argument("--model", metavar="PATH")
     evaluations = evaluate.add_subparsers(dest="evaluation", required=False)
     parse_rate = evaluations.add_parser("parse", help="share of completions that leave the buffer parseable")
@@ -284,6 +285,14 @@ def run_eval(arguments: argparse.Namespace) -> int:
         raise UsageError(f"unknown task kinds: {', '.join(sorted(unknown))} (known: {', '.join(TASK_KINDS)})")
     if not arguments.source.is_dir():
         raise UsageError(f"no such directory: {arguments.source}")
+    arms = None
+    if arguments.arms:
+        from accs_lsp.completion.options import AVAILABLE_CONSTRAINT_LEVELS
+
+        arms = [arm.strip() for arm in arguments.arms.split(",") if arm.strip()]
+        unavailable = set(arms) - set(AVAILABLE_CONSTRAINT_LEVELS)
+        if unavailable or not arms:
+            raise UsageError(f"unknown or unavailable arms: {', '.join(sorted(unavailable)) or '(none given)'} (available: {', '.join(AVAILABLE_CONSTRAINT_LEVELS)})")
     chosen: list = []
     if "humaneval" in kinds:
         chosen += tasks.humaneval_tasks(arguments.limit)
@@ -291,7 +300,7 @@ def run_eval(arguments: argparse.Namespace) -> int:
     if source_kinds:
         chosen += tasks.source_tasks(arguments.source, arguments.limit, source_kinds, arguments.seed)
     engine = CompletionEngine(load_model(arguments.model), measure_invasiveness=True)
-    evaluation = runner.run(engine, chosen, arguments.max_tokens, runner.progress_bar)
+    evaluation = runner.run(engine, chosen, arguments.max_tokens, runner.progress_bar, arms)
     if not arguments.no_type_check:
         runner.count_new_type_errors(evaluation, chosen)
     for path in runner.write_outputs(evaluation, arguments.output):

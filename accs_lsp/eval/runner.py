@@ -14,7 +14,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from accs_lsp.completion import CompletionOptions
 from accs_lsp.completion.engine import CompletionEngine
@@ -64,9 +64,14 @@ def run(
     tasks: list[Task],
     max_tokens: int,
     progress: Callable[[int, int, str], None] = lambda done, total, what: None,
+    only_arms: Sequence[str] | None = None,
 ) -> Evaluation:
-    arms = [level for level in CONSTRAINT_LEVELS if level in AVAILABLE_CONSTRAINT_LEVELS]
-    evaluation = Evaluation(engine.model.name, arms, [level for level in CONSTRAINT_LEVELS if level not in arms])
+    """Every available constraint level (or those of `only_arms`) on every task."""
+    arms = [
+        level for level in CONSTRAINT_LEVELS
+        if level in AVAILABLE_CONSTRAINT_LEVELS and (only_arms is None or level in only_arms)
+    ]
+    evaluation = Evaluation(engine.model.name, arms, [level for level in CONSTRAINT_LEVELS if level not in AVAILABLE_CONSTRAINT_LEVELS])
     total = len(tasks) * len(arms)
     for index, task in enumerate(tasks):
         snapshot = Document(f"file:///eval/{task.name}", task.text).snapshot()

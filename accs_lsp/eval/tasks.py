@@ -5,7 +5,9 @@ holes cut from any directory of Python files, sampled with a seed:
 - `return`: the expression after `return` in a function with a return annotation;
 - `call_args`: a call's arguments, between its parentheses;
 - `attribute`: the identifier after "." (the receiver stays);
-- `line_rest`: the rest of a line from a random column.
+- `line_rest`: the rest of a line from a random column;
+- `line`: one whole line of a function body (a simple statement or a compound statement's
+  header, whose body stays below it), from its indentation to its end.
 The text after the hole stays in the buffer as the suffix.
 """
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-SOURCE_KINDS = ("return", "call_args", "attribute", "line_rest")
+SOURCE_KINDS = ("return", "call_args", "attribute", "line_rest", "line")
 TASK_KINDS = ("humaneval",) + SOURCE_KINDS
 
 
@@ -89,6 +91,12 @@ def spans(tree: ast.Module, source: str, draw: random.Random) -> Iterator[tuple[
         elif isinstance(node, ast.Attribute) and single_line(node):
             end = offsets.end(node)
             yield "attribute", end - len(node.attr), end
+    for function in ast.walk(tree):
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for number in body_lines(function):
+                line = offsets.lines[number - 1]
+                start = offsets.line_starts[number - 1] + len(line) - len(line.lstrip())
+                yield "line", start, offsets.line_starts[number - 1] + len(line.rstrip())
     for number, line in enumerate(source.split("\n"), start=1):
         code = line.strip()
         if len(code) > 4 and not code.startswith(("#", '"', "'")):
@@ -96,6 +104,26 @@ def spans(tree: ast.Module, source: str, draw: random.Random) -> Iterator[tuple[
             column = draw.randrange(indent + 1, len(line.rstrip()))
             start = offsets.line_starts[number - 1] + column
             yield "line_rest", start, offsets.line_starts[number - 1] + len(line)
+
+
+def body_lines(function: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[int]:
+    """Line numbers of the statements in a function's body that fit on one line, and of the
+    compound statements' headers that do (not the docstring, not nested functions' lines)."""
+    for statement in ast.walk(function):
+        if statement is function or not isinstance(statement, ast.stmt):
+            continue
+        if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
+            continue  # docstrings and bare strings
+        body = getattr(statement, "body", None)
+        if isinstance(body, list) and body:
+            if body[0].lineno > statement.lineno and not statement_has_decorators(statement):
+                yield statement.lineno  # a header alone on its line
+        elif single_line(statement):
+            yield statement.lineno
+
+
+def statement_has_decorators(statement: ast.stmt) -> bool:
+    return bool(getattr(statement, "decorator_list", None))
 
 
 def single_line(node: ast.AST) -> bool:
