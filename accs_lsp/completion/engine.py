@@ -5,15 +5,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass
 from typing import Callable
 
 from accs_lsp.analysis import CursorContext, cursor_context
-from accs_lsp.decoding import Generator, PromptBuilder, stop_rule_for
-from accs_lsp.decoding.generator import Sampler
-from accs_lsp.documents import Snapshot
-from accs_lsp.models import LlamaModel
+from accs_lsp.completion.candidates import Candidate, choose
 from accs_lsp.completion.options import Completion, CompletionOptions, InvalidRequest
-from accs_lsp.completion.validation import first_parsing
+from accs_lsp.constraints.pipeline import (
+    GRAMMAR,
+    MEMBERS,
+    TYPED_EXPRESSION,
+    ConstraintSet,
+    LayerFactory,
+    LayerNotApplicable,
+    LayerUnavailable,
+    ladder_steps,
+)
 from accs_lsp.constraints.python_grammar import GrammarFilesMissing, infer_indent_unit, python_grammar
 from accs_lsp.constraints.syntax import (
     GrammarCache,
@@ -24,9 +32,12 @@ from accs_lsp.constraints.syntax import (
     syntax_constraint,
     tokenizer_for,
 )
-from accs_lsp.constraints.members import in_code
-from accs_lsp.constraints.types import AllOf, TypeLayerPlan, member_constraint, plan_type_layer, typed_constraint
-from accs_lsp.decoding.generator import TokenConstraint
+from accs_lsp.constraints.types import TypeLayerPlan, member_constraint, plan_type_layer, typed_constraint
+from accs_lsp.decoding import Generator, PromptBuilder, stop_rule_for
+from accs_lsp.decoding.generator import GenerationResult, Sampler, StopReason, TokenConstraint
+from accs_lsp.decoding.prompt import Prompt
+from accs_lsp.documents import Snapshot
+from accs_lsp.models import LlamaModel
 from accs_lsp.settings import MIN_PROMPT_TOKENS
 from accs_lsp.types.provider import TypeProvider
 
@@ -61,6 +72,8 @@ class CompletionEngine:
         self._type_providers: dict[str, "TypeProvider"] = {}
         # Why the configured type provider was replaced by Jedi (basedpyright not installed).
         self.type_provider_fallback: str | None = None
+        # Steps down the relaxation ladder taken so far, by step (for metrics).
+        self.relaxation_counts: Counter[str] = Counter()
         # Wraps each type-layer constraint of a request (`accs-lsp bench types` times them).
         self.type_layer_probe: Callable[[TokenConstraint], TokenConstraint] | None = None
 
@@ -125,126 +138,203 @@ class CompletionEngine:
     ) -> Completion:
         options.check()
         started = time.perf_counter()
-        context = cursor_context(document, offset)
-        mode = context.suggested_mode if options.mode == "auto" else options.mode
-        # The prompt gets what the context window leaves after the tokens to generate.
-        budget = min(self.context_tokens, self.model.n_ctx - options.max_tokens - 8)
-        if budget < MIN_PROMPT_TOKENS:
-            raise InvalidRequest(f"max_tokens={options.max_tokens} leaves no room for a prompt in {self.model.n_ctx} tokens")
-        statement_prefix = document.text[context.statement_start : offset]
-        constrained = options.constraints != "none"
-        prompt = PromptBuilder(self.model, budget).build(document.text[:offset], document.text[offset:])
-        constraint, relaxed, plan = None, None, None
-        if constrained:
-            constraint, relaxed = self._syntax_constraint(document, context, mode, statement_prefix, prompt.healed_text)
-        if options.constraints == "types" and constraint is not None:
-            plan = plan_type_layer(
-                self.type_provider(options.type_provider), document.text, context.statement_start, offset, context.after_dot
-            )
-            bracket_newlines = brackets_may_span_lines(mode, statement_prefix, context.statement_rest)
-            constraint, relaxed = self._with_type_layer(
-                plan, constraint, document.text, context, offset - len(prompt.healed_text), bracket_newlines
-            )
+        request = self._request(document, offset, options)
+        strict = ConstraintSet.build(options.constraints, self._layer_factories(request, options))
+        attempts = [("strict", strict)] + (ladder_steps(strict) if strict.constrained else [])
         deadline = time.monotonic() + options.timeout_ms / 1000 if options.timeout_ms else None
-        result = Generator(self.model, Sampler(options.temperature), self.measure_invasiveness).run(
-            prompt,
-            max_tokens=options.max_tokens,
-            stop_rule=stop_rule_for(mode, context.indentation),
-            stop_event=stop_event,
-            deadline=deadline,
-            constraint=constraint,
-        )
-        suffix = document.text[offset:]
-        if not constrained:
-            text, rejections = tidy(result.text, context, mode, suffix), 0
-        else:
-            # Where the grammar could not be applied, whole lines are the cut points to try.
-            lengths = result.complete_lengths if constraint is not None else line_ends(result.text)
-            ordered = sorted(set(lengths), reverse=True)
-            joined = suffix_join(ordered, result.text, context.line_suffix)
-            if joined is not None:  # the model went on to write the rest of the line itself: end there
-                ordered.remove(joined)
-                ordered.insert(0, joined)
-            candidates = [result.text[:length] for length in ordered]
-            if context.line_suffix.strip():  # a comment would swallow the code after the cursor
-                candidates = [candidate for candidate in candidates if in_code(candidate)]
-            tidied = [tidy(candidate, context, mode, suffix) for candidate in candidates] + [""]
-            text, rejections = first_parsing(document.text, offset, tidied)
+        steps: list[str] = []
+        tokens = 0
+        for index, (step, constraints) in enumerate(attempts):
+            result = self._decode(request, constraints, options, stop_event, deadline)
+            tokens += result.tokens
+            text, rejections = self._chosen_text(request, constraints, result, step, options)
+            why = step_down_reason(result, text, constraints)
+            if why is None or index == len(attempts) - 1:
+                break
+            next_step = attempts[index + 1][0]
+            steps.append(f"{why}: {next_step}")
+            self.relaxation_counts[next_step] += 1
+            log.info("completion stepped down the ladder (%s): %s", why, next_step)
+        plan = request.plan
         return Completion(
             text=text,
-            mode=mode,
+            mode=request.mode,
             constraints=options.constraints,
             model=self.model.name,
-            tokens=result.tokens,
+            tokens=tokens,
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
             stop_reason=result.stop_reason.value,
             prompt_tokens=result.prompt_tokens,
             reused_prompt_tokens=result.reused_tokens,
             tokens_per_second=round(result.tokens_per_second, 1),
-            relaxed=relaxed,
+            relaxed="; ".join(strict.failures() + steps) or None,
+            relaxation_steps=tuple(steps),
+            layers=tuple(constraints.to_json()),
             parser_rejections=rejections,
             constraint_ms=round(result.constraint_seconds * 1000, 2),
             decode_ms=round(result.decode_seconds * 1000, 2),
             constrained_steps=result.constrained_steps,
             top_token_removed=result.top_token_removed,
             removed_mass=round(result.removed_mass, 6),
-            expected_type=str(plan.expected) if plan is not None and plan.expected is not None else None,
+            expected_type=str(plan.expected) if plan is not None and plan.top_rule is not None and plan.expected is not None else None,
             type_ms=round(plan.seconds * 1000, 2) if plan is not None else 0.0,
             typed_alternatives=typed_alternatives(plan, offset),
+            log_likelihood=round(result.log_likelihood, 3),
         )
 
-    def _syntax_constraint(
-        self, document: Snapshot, context: CursorContext, mode: str, statement_prefix: str, healed_text: str
-    ) -> tuple[SyntaxConstraint | None, str | None]:
-        """The grammar constraint, or None and the reason it cannot apply here."""
+    def _request(self, document: Snapshot, offset: int, options: CompletionOptions) -> "Request":
+        context = cursor_context(document, offset)
+        mode = context.suggested_mode if options.mode == "auto" else options.mode
+        # The prompt gets what the context window leaves after the tokens to generate.
+        budget = min(self.context_tokens, self.model.n_ctx - options.max_tokens - 8)
+        if budget < MIN_PROMPT_TOKENS:
+            raise InvalidRequest(f"max_tokens={options.max_tokens} leaves no room for a prompt in {self.model.n_ctx} tokens")
+        prompt = PromptBuilder(self.model, budget).build(document.text[:offset], document.text[offset:])
+        return Request(document, offset, context, mode, prompt)
+
+    def _layer_factories(self, request: "Request", options: CompletionOptions) -> dict[str, LayerFactory]:
+        return {
+            GRAMMAR: lambda: self._grammar_layer(request),
+            TYPED_EXPRESSION: lambda: self._probed(self._typed_layer(request, options)),
+            MEMBERS: lambda: self._probed(self._member_layer(request, options)),
+        }
+
+    def _probed(self, layer: TokenConstraint) -> TokenConstraint:
+        return self.type_layer_probe(layer) if self.type_layer_probe is not None else layer
+
+    def _grammar_layer(self, request: "Request") -> SyntaxConstraint:
+        context = request.context
         try:
-            return (
-                syntax_constraint(
-                    self.grammars,
-                    self.model.tokenize,
-                    mode=mode,
-                    indent=context.indentation,
-                    indent_unit=infer_indent_unit(document.text),
-                    statement_prefix=statement_prefix,
-                    statement_rest=context.statement_rest,
-                    healed_text=healed_text,
-                    overlap=self.overlap_masks,
-                    line_shape="header" if context.body_follows else "statement",
-                ),
-                None,
+            return syntax_constraint(
+                self.grammars,
+                self.model.tokenize,
+                mode=request.mode,
+                indent=context.indentation,
+                indent_unit=infer_indent_unit(request.document.text),
+                statement_prefix=request.statement_prefix,
+                statement_rest=context.statement_rest,
+                healed_text=request.prompt.healed_text,
+                overlap=self.overlap_masks,
+                line_shape="header" if context.body_follows else "statement",
             )
         except (GrammarError, GrammarFilesMissing) as error:
-            return None, f"syntax constraint not applied: {error}"
+            raise LayerUnavailable(f"syntax constraint not applied: {error}") from None
 
+    def _type_plan(self, request: "Request", options: CompletionOptions) -> TypeLayerPlan:
+        """Asked of the type provider once per request, by the first type layer built."""
+        if request.plan is None:
+            context = request.context
+            provider = self.type_provider(options.type_provider)
+            request.plan = plan_type_layer(provider, request.document.text, context.statement_start, request.offset, context.after_dot)
+        return request.plan
 
-    def _with_type_layer(
-        self,
-        plan: "TypeLayerPlan",
-        syntax: SyntaxConstraint,
-        text: str,
-        context: CursorContext,
-        decode_start: int,
-        bracket_newlines: bool,
-    ) -> tuple[TokenConstraint, str | None]:
-        """The syntactic layer AND the typed-expression grammar (where a type is expected) AND the
-        member constraint; the typed grammar is left out, with the reason, where it cannot apply."""
-        layers: list[TokenConstraint] = [syntax]
-        relaxed = None
-        if plan.top_rule is not None:
-            started = time.perf_counter()
-            try:
-                layers.append(typed_constraint(
-                    plan, self.type_grammars, self.model.tokenize, text, decode_start, self.overlap_masks, bracket_newlines
-                ))
-            except GrammarError as error:
-                relaxed = f"type grammar not applied: {error}"
-                plan.top_rule = None
+    def _typed_layer(self, request: "Request", options: CompletionOptions) -> TokenConstraint:
+        """The typed-expression grammar where a type is expected at the cursor."""
+        plan = self._type_plan(request, options)
+        if plan.top_rule is None:
+            raise LayerNotApplicable("no known expected type at the cursor")
+        started = time.perf_counter()
+        bracket_newlines = brackets_may_span_lines(request.mode, request.statement_prefix, request.context.statement_rest)
+        try:
+            return typed_constraint(
+                plan, self.type_grammars, self.model.tokenize, request.document.text, request.decode_start,
+                self.overlap_masks, bracket_newlines,
+            )
+        except GrammarError as error:
+            plan.top_rule = None
+            raise LayerUnavailable(f"type grammar not applied: {error}") from None
+        finally:
             plan.seconds += time.perf_counter() - started  # compiling the typed grammar
-        statement_text = text[context.statement_start : decode_start] if decode_start > context.statement_start else ""
-        layers.append(member_constraint(plan, self.type_grammars, self.model.token_text, statement_text))
-        if self.type_layer_probe is not None:
-            layers = layers[:1] + [self.type_layer_probe(layer) for layer in layers[1:]]
-        return AllOf(layers), relaxed
+
+    def _member_layer(self, request: "Request", options: CompletionOptions) -> TokenConstraint:
+        plan = self._type_plan(request, options)
+        text, start = request.document.text, request.context.statement_start
+        statement_text = text[start : request.decode_start] if request.decode_start > start else ""
+        return member_constraint(plan, self.type_grammars, self.model.token_text, statement_text)
+
+    def _decode(
+        self,
+        request: "Request",
+        constraints: ConstraintSet,
+        options: CompletionOptions,
+        stop_event: threading.Event | None,
+        deadline: float | None,
+    ) -> GenerationResult:
+        return Generator(self.model, Sampler(options.temperature), self.measure_invasiveness).run(
+            request.prompt,
+            max_tokens=options.max_tokens,
+            stop_rule=stop_rule_for(request.mode, request.context.indentation),
+            stop_event=stop_event,
+            deadline=deadline,
+            constraint=constraints.hard,
+            biases=constraints.soft,
+        )
+
+    def _chosen_text(
+        self, request: "Request", constraints: ConstraintSet, result: GenerationResult, step: str, options: CompletionOptions
+    ) -> tuple[str, int]:
+        """The candidate stage's choice among the cuts of one decoding (none: the text as it is)."""
+        context, suffix = request.context, request.document.text[request.offset :]
+        if options.constraints == "none":
+            return tidy(result.text, context, request.mode, suffix), 0
+        cuts = cut_points(result, constraints.constrained, context.line_suffix)
+        candidates = []
+        for rank, (length, likelihood) in enumerate(cuts):
+            text = tidy(result.text[:length], context, request.mode, suffix)
+            candidates.append(Candidate(text, step, rank, likelihood))
+        candidates.append(Candidate("", step, len(candidates)))
+        choice = choose(
+            request.document.text, request.offset, candidates, constraints.checks, bool(context.line_suffix.strip())
+        )
+        return (choice.candidate.text if choice.candidate else ""), choice.rejected
+
+
+@dataclass
+class Request:
+    """What one completion request decodes from: the buffer, the cursor and its prompt."""
+
+    document: Snapshot
+    offset: int
+    context: CursorContext
+    mode: str
+    prompt: Prompt
+    plan: TypeLayerPlan | None = None  # the type layers' plan, once asked for
+
+    @property
+    def statement_prefix(self) -> str:
+        return self.document.text[self.context.statement_start : self.offset]
+
+    @property
+    def decode_start(self) -> int:
+        """Where the decoded text begins in the buffer (token healing takes some text back)."""
+        return self.offset - len(self.prompt.healed_text)
+
+
+def step_down_reason(result: GenerationResult, text: str, constraints: ConstraintSet) -> str | None:
+    """Why the request should go on one step down the ladder, or None when it should not."""
+    if not constraints.constrained:
+        return None
+    if result.stop_reason == StopReason.CONSTRAINT_FAILED:
+        return "the layers together allowed nothing"
+    if not text and result.stop_reason in (StopReason.STOP_RULE, StopReason.END_OF_GENERATION, StopReason.MAX_TOKENS):
+        return f"no complete construct ({result.stop_reason.value})"
+    return None
+
+
+def cut_points(result: GenerationResult, constrained: bool, line_suffix: str) -> list[tuple[int, float]]:
+    """(length, log-likelihood) of each place the text may be cut, the model's favourite first:
+    where it went on to write the rest of the line itself, then the longest. Without a grammar,
+    whole lines are the cut points."""
+    if constrained:
+        points = dict(zip(result.complete_lengths, result.complete_log_likelihoods))
+    else:
+        points = {length: result.log_likelihood for length in line_ends(result.text)}
+    ordered = sorted(points, reverse=True)
+    joined = suffix_join(ordered, result.text, line_suffix)
+    if joined is not None:  # the model went on to write the rest of the line itself: end there
+        ordered.remove(joined)
+        ordered.insert(0, joined)
+    return [(length, points[length]) for length in ordered]
 
 
 def typed_alternatives(plan: "TypeLayerPlan | None", offset: int, limit: int = 5) -> tuple[str, ...]:

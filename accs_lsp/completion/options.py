@@ -75,6 +75,13 @@ class Completion:
     # Expressions of the expected type from the inhabitation search (no model), cheapest first;
     # only for an empty hole.
     typed_alternatives: tuple[str, ...] = ()
+    # The relaxation ladder: each step taken, as "why: the step" (empty when none was).
+    relaxation_steps: tuple[str, ...] = ()
+    # The constraint layers of the level, in the last decoding: name, kind (hard, soft,
+    # check), whether it was applied and why not.
+    layers: tuple[dict[str, object], ...] = ()
+    # The model's log-likelihood of the tokens it chose in the last decoding.
+    log_likelihood: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

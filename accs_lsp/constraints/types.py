@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable
 
-import numpy as np
-
-from accs_lsp.constraints.members import MemberConstraint, ReceiverTypes, removed_by
+from accs_lsp.constraints.members import MemberConstraint, ReceiverTypes
 from accs_lsp.constraints.python_grammar import _exact_regex, expression_grammar
 from accs_lsp.constraints.syntax import GrammarCache, SyntaxConstraint
-from accs_lsp.decoding.generator import TokenConstraint
 from accs_lsp.types.inhabitation import InhabitationGrammar, Scope, is_modelled
 from accs_lsp.types.model import PyType
 from accs_lsp.types.provider import ExpressionSlot, HoleTypes, Member, TypeProvider
 from accs_lsp.types.slots import expression_slot
 
-# Best tokens of the first layer's mask tried against the other layers before their full masks.
-NARROW_CANDIDATES = 16
 # Time for asking the provider about members in one request; past it, user types stay unknown.
 PLANNING_SECONDS = 1.0
 # What may follow the typed expression: the end of the statement, or after an argument a "," or ")".
@@ -111,104 +106,8 @@ def typed_constraint(
     return constraint
 
 
-class AllOf:
-    """Several constraints AND-ed (implements decoding.TokenConstraint): a token is allowed
-    when every layer allows it; the masks are applied one after the other."""
-
-    # A full mask of several layers costs several masks (the typed grammar's most), while a
-    # refused try costs tens of microseconds: try more of the model's choices first.
-    greedy_retries = 8
-
-    def __init__(self, layers: Sequence[TokenConstraint]) -> None:
-        self.layers = list(layers)
-
-    def start_next_mask(self) -> None:
-        for layer in self.layers:
-            layer.start_next_mask()
-
-    def mask_logits(self, logits: np.ndarray) -> None:
-        for layer in self.layers:
-            layer.mask_logits(logits)
-
-    def mask_logits_narrow(self, logits: np.ndarray) -> None:
-        """A mask that keeps only the best token every layer allows, enough for greedy decoding
-        (healing that finds no fitting token puts the taken-back text back as it was): the
-        first layer's full mask, then its best tokens checked against the other layers one by
-        one. Their full masks (the typed grammar's costs about a millisecond) are computed only
-        when none of the first NARROW_CANDIDATES passes."""
-        self.layers[0].mask_logits(logits)
-        count = min(NARROW_CANDIDATES, len(logits))
-        best_first = np.argpartition(-logits, count - 1)[:count]  # not a sort of the whole vocabulary
-        for token in best_first[np.argsort(-logits[best_first])]:
-            token = int(token)
-            if not np.isfinite(logits[token]):
-                break
-            if self._others_allow(token):
-                best = logits[token]
-                logits[:] = -np.inf
-                logits[token] = best
-                return
-        for layer in self.layers[1:]:
-            layer.mask_logits(logits)
-
-    def _others_allow(self, token: int) -> bool:
-        """Whether every layer after the first allows `token` (their state is left unchanged)."""
-        if not accept_in_all(self.layers[1:], token):
-            return False
-        for layer in self.layers[1:]:
-            layer.rollback(1)
-        return True
-
-    def removed_mass(self, logits: np.ndarray) -> tuple[float, bool]:
-        masked = logits.copy()
-        self.mask_logits(masked)
-        return removed_by(logits, masked)
-
-    def try_accept(self, token: int) -> bool:
-        return accept_in_all(self.layers, token)
-
-    def rollback(self, count: int) -> None:
-        for layer in self.layers:
-            layer.rollback(count)
-
-    def accept(self, tokens: Sequence[int]) -> None:
-        for layer in self.layers:
-            layer.accept(tokens)
-
-    def forced_tokens(self) -> list[int]:
-        """Tokens every layer forces (a common prefix; usually none)."""
-        forced = []
-        for layer in self.layers:
-            tokens = layer.forced_tokens()
-            if not tokens:
-                return []
-            forced.append(tokens)
-        common = []
-        for tokens in zip(*forced):
-            if len(set(tokens)) != 1:
-                break
-            common.append(tokens[0])
-        return common
-
-    def is_finished(self) -> bool:
-        return any(layer.is_finished() for layer in self.layers)
-
-    def is_complete(self) -> bool:
-        return all(layer.is_complete() for layer in self.layers)
-
-
-def accept_in_all(layers: Sequence[TokenConstraint], token: int) -> bool:
-    """Accept `token` in every layer, or in none: a refusal rolls back the layers that took it."""
-    for index, layer in enumerate(layers):
-        if not layer.try_accept(token):
-            for accepted in layers[:index]:
-                accepted.rollback(1)
-            return False
-    return True
-
-
 def member_constraint(plan: TypeLayerPlan, grammars: GrammarCache, token_text: Callable[[int], str], statement_text: str) -> MemberConstraint:
     return MemberConstraint(grammars, token_text, plan.receivers, statement_text, plan.first_members)
 
 
-__all__ = ["AllOf", "TypeLayerPlan", "plan_type_layer", "typed_constraint", "typed_grammar", "member_constraint"]
+__all__ = ["TypeLayerPlan", "plan_type_layer", "typed_constraint", "typed_grammar", "member_constraint"]

@@ -68,6 +68,12 @@ class TokenConstraint(Protocol):
     def is_complete(self) -> bool: ...
 
 
+class SoftBias(Protocol):
+    """A soft constraint layer: adds to the logits, in place, before the token is chosen."""
+
+    def apply(self, logits: np.ndarray, text: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class GenerationResult:
     text: str
@@ -80,8 +86,12 @@ class GenerationResult:
     # Tokens run through the model after the prompt: the last token chosen is never run,
     # so a per-token rate over `tokens` would favour short completions.
     forwarded_tokens: int = 0
-    # Lengths of `text` at which the constraint saw a complete construct (empty without one).
+    # Lengths of `text` at which the constraint saw a complete construct (empty without one),
+    # and the model's log-likelihood of the tokens chosen up to each of them.
     complete_lengths: tuple[int, ...] = ()
+    complete_log_likelihoods: tuple[float, ...] = ()
+    # The model's log-likelihood of all the tokens it chose (forced tokens count as certain).
+    log_likelihood: float = 0.0
     # Time the constraint took on the critical path: waiting for a mask not ready when the
     # forward pass ended, applying it, and checking whether the construct is complete.
     constraint_seconds: float = 0.0
@@ -146,11 +156,15 @@ class Generator:
         stop_event: threading.Event | None = None,
         deadline: float | None = None,
         constraint: TokenConstraint | None = None,
+        biases: Sequence[SoftBias] = (),
     ) -> GenerationResult:
+        """`biases` (soft layers) are added to the logits before every choice, greedy included."""
         prefill = self.model.prefill(prompt.tokens)
         started = time.perf_counter()
         output = _Output(prompt.healed_text)
         complete_lengths: list[int] = []
+        complete_log_likelihoods: list[float] = []
+        log_likelihood = 0.0
         invasiveness = Invasiveness()
         constraint_time = 0.0
         reason = StopReason.MAX_TOKENS
@@ -164,6 +178,9 @@ class Generator:
                 reason = StopReason.TIMEOUT
                 break
             logits = self.model.logits()
+            for bias in biases:
+                bias.apply(logits, output.visible)
+            normaliser = log_sum_exp(logits)  # before any mask: the model's own distribution
             if constraint is None:
                 tokens = self._next_tokens(logits, output)
                 if len(tokens) == 1 and self.model.is_end_of_generation(tokens[0]):
@@ -184,6 +201,7 @@ class Generator:
                     reason = chosen
                     break
                 tokens = chosen
+            log_likelihood += float(logits[tokens[0]]) - normaliser  # the tokens after it were forced
             generated += len(tokens)
             for token in tokens:
                 output.add(self.model.token_bytes(token))
@@ -191,10 +209,13 @@ class Generator:
                 checked = time.perf_counter()
                 if constraint.is_complete():
                     complete_lengths.append(len(output.visible))
+                    complete_log_likelihoods.append(log_likelihood)
                 constraint_time += time.perf_counter() - checked
             uncut = output.visible
             if output.apply(stop_rule):
-                complete_lengths = clamp_to_cut(complete_lengths, uncut, len(output.visible))
+                complete_lengths, complete_log_likelihoods = clamp_to_cut(
+                    complete_lengths, complete_log_likelihoods, uncut, len(output.visible), log_likelihood
+                )
                 reason = StopReason.STOP_RULE
                 break
             if self.model.n_ctx - len(prompt.tokens) - generated <= len(tokens):
@@ -214,6 +235,8 @@ class Generator:
             decode_seconds=time.perf_counter() - started,
             forwarded_tokens=forwarded,
             complete_lengths=tuple(complete_lengths),
+            complete_log_likelihoods=tuple(complete_log_likelihoods),
+            log_likelihood=log_likelihood,
             constraint_seconds=constraint_time,
             constrained_steps=invasiveness.steps,
             top_token_removed=invasiveness.top_token_removed,
@@ -289,12 +312,20 @@ class Generator:
         return self.model.tokenize(output.pending_healing)
 
 
-def clamp_to_cut(lengths: list[int], uncut: str, cut: int) -> list[int]:
-    """Complete points past a stop-rule cut survive only when the cut removed nothing but blanks."""
-    kept = [length for length in lengths if length <= cut]
-    if any(length > cut and not uncut[cut:length].strip() for length in lengths) and cut not in kept:
-        kept.append(cut)
-    return kept
+def clamp_to_cut(
+    lengths: list[int], likelihoods: list[float], uncut: str, cut: int, likelihood: float
+) -> tuple[list[int], list[float]]:
+    """Complete points past a stop-rule cut survive only when the cut removed nothing but blanks
+    (the cut then becomes a complete point, with the likelihood of everything chosen)."""
+    kept = [(length, value) for length, value in zip(lengths, likelihoods) if length <= cut]
+    if any(length > cut and not uncut[cut:length].strip() for length in lengths) and cut not in dict(kept):
+        kept.append((cut, likelihood))
+    return [length for length, _ in kept], [value for _, value in kept]
+
+
+def log_sum_exp(logits: np.ndarray) -> float:
+    top = float(np.max(logits))
+    return top + float(np.log(np.sum(np.exp(logits - top, dtype=np.float32))))
 
 
 class _Output:

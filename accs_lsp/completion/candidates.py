@@ -1,0 +1,68 @@
+"""The candidate stage: which of the texts a request decoded is returned.
+
+Candidates come from each decoding the request ran (the strict constraint set, then
+each step down the ladder): the generated text cut at every point where the hard
+layers saw a complete construct followed by the rest of the statement (at line ends
+where no grammar was applied). One ordered choice picks among them:
+
+1. cut at a complete point (by construction);
+2. fits the code after the cursor: it does not end inside a comment or string that
+   would swallow the rest of the line;
+3. parses when spliced into the buffer (where the buffer parsed before, a candidate
+   that breaks it is never returned; where it did not, one that repairs it is preferred);
+4. passes the candidate checks (the semantic layer's examples);
+5. the model's likelihood: an earlier decoding (stricter) before a later one, and within
+   one decoding the point where the model rejoined the code after the cursor, then the
+   longest cut (the model chose to go on past the shorter ones).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from accs_lsp.completion.validation import REPAIR_TRIES, buffer_parses, parses
+from accs_lsp.constraints.members import in_code
+from accs_lsp.constraints.pipeline import CandidateCheck
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    source: str  # the ladder step that decoded it ("strict" first)
+    rank: int  # order within its decoding (0 is the model's favourite cut)
+    log_likelihood: float = 0.0
+
+
+@dataclass(frozen=True)
+class Choice:
+    candidate: Candidate | None
+    rejected: int  # candidates passed over because they did not parse when spliced
+    passed_checks: int = 0
+
+
+def choose(
+    buffer: str,
+    offset: int,
+    candidates: Sequence[Candidate],
+    checks: Sequence[CandidateCheck] = (),
+    code_follows_on_line: bool = False,
+) -> Choice:
+    """The first candidate in the stage's order (see the module docstring); None when none
+    may be returned (the buffer parsed and every candidate breaks it)."""
+    ordered = [c for c in candidates if not code_follows_on_line or in_code(c.text)]
+    if not ordered:
+        return Choice(None, 0)
+    broken = not buffer_parses(buffer)
+    # A broken buffer is the common case while typing: bound the parses spent on repairs.
+    tried = ordered[:REPAIR_TRIES] if broken else ordered
+    parsing = [c for c in tried if parses(buffer[:offset] + c.text + buffer[offset:])]
+    if not parsing:
+        return Choice(ordered[0], 0) if broken else Choice(None, len(ordered))
+    rejected = tried.index(parsing[0])
+    if not checks:
+        return Choice(parsing[0], rejected)
+    scored = [(sum(check.passes(buffer, offset, c.text) for check in checks), c) for c in parsing]
+    best = max(score for score, _ in scored)
+    chosen = next(c for score, c in scored if score == best)
+    return Choice(chosen, tried.index(chosen), best)
