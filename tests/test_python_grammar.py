@@ -35,7 +35,7 @@ import llguidance.llamacpp
 import llguidance.numpy as llnp
 from llguidance import LLMatcher
 
-from accs_lsp.constraints.syntax import tokenizer_for
+from accs_lsp.constraints.llguidance_bridge import tokenizer_for
 from accs_lsp.constraints.python_grammar import (
     expression_grammar,
     infer_indent_unit,

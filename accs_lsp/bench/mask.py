@@ -26,7 +26,7 @@ import numpy as np
 from accs_lsp.completion import CompletionOptions
 from accs_lsp.completion.engine import CompletionEngine
 from accs_lsp.constraints.python_grammar import python_grammar
-from accs_lsp.constraints.syntax import GrammarCache, apply_mask, penalty_buffer, tokenizer_for
+from accs_lsp.constraints.llguidance_bridge import GrammarCache, apply_mask, penalty_buffer, tokenizer_for
 from accs_lsp.documents import Document
 from accs_lsp.eval import metrics
 from accs_lsp.eval.holes import Hole

@@ -26,7 +26,7 @@ from typing import Sequence
 
 from accs_lsp.completion import CompletionOptions
 from accs_lsp.completion.engine import CompletionEngine
-from accs_lsp.decoding.generator import TokenConstraint
+from accs_lsp.constraints.protocol import TokenConstraint
 from accs_lsp.documents import Document
 from accs_lsp.eval.metrics import percentile
 from accs_lsp.eval.tasks import Task, source_tasks

@@ -23,18 +23,12 @@ from accs_lsp.constraints.pipeline import (
     ladder_steps,
 )
 from accs_lsp.constraints.python_grammar import GrammarFilesMissing, infer_indent_unit, python_grammar
-from accs_lsp.constraints.syntax import (
-    GrammarCache,
-    GrammarError,
-    SyntaxConstraint,
-    brackets_may_span_lines,
-    spare_core_for_masks,
-    syntax_constraint,
-    tokenizer_for,
-)
+from accs_lsp.constraints.llguidance_bridge import GrammarCache, GrammarError, spare_core_for_masks, tokenizer_for
+from accs_lsp.constraints.protocol import TokenConstraint
+from accs_lsp.constraints.syntax import SyntaxConstraint, brackets_may_span_lines, syntax_constraint
 from accs_lsp.constraints.types import TypeLayerPlan, member_constraint, plan_type_layer, typed_constraint
 from accs_lsp.decoding import Generator, PromptBuilder, stop_rule_for
-from accs_lsp.decoding.generator import GenerationResult, Sampler, StopReason, TokenConstraint
+from accs_lsp.decoding.generator import GenerationResult, Sampler, StopReason
 from accs_lsp.decoding.prompt import Prompt
 from accs_lsp.documents import Snapshot
 from accs_lsp.models import LlamaModel

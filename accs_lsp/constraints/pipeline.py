@@ -21,7 +21,7 @@ from typing import Callable, Literal, Protocol, Sequence
 import numpy as np
 
 from accs_lsp.constraints.members import removed_by
-from accs_lsp.decoding.generator import SoftBias, TokenConstraint
+from accs_lsp.constraints.protocol import SoftBias, TokenConstraint
 
 LayerKind = Literal["hard", "soft", "check"]
 

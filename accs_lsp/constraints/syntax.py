@@ -1,7 +1,7 @@
 """The syntactic layer: an llguidance matcher over the Python grammar, per request.
 
-One compiled matcher per grammar text is kept (the grammar depends on the
-cursor's indentation and the mode) and deep-copied for each request. The
+The grammar depends on the cursor (indentation, mode, the shape of the line); its
+compiled matcher comes from the GrammarCache (llguidance_bridge) and is copied per request. The
 statement's text before the cursor is consumed before decoding, so the model
 continues that statement. Where a core is spare, masks are computed in a worker
 thread while llama.cpp runs the forward pass (both release the GIL); otherwise a
@@ -11,96 +11,28 @@ token is checked on its own and a full mask computed only when needed.
 from __future__ import annotations
 
 import concurrent.futures
-import os
-import threading
-import warnings
-from collections import OrderedDict
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
-import llguidance
-import llguidance.llamacpp
 import llguidance.numpy as llnumpy
 import numpy as np
 from llguidance import LLMatcher
 
+from accs_lsp.constraints.llguidance_bridge import (
+    MASK_WORKER,
+    GrammarCache,
+    GrammarError,
+    apply_mask,
+    first_line,
+    penalty_buffer,
+)
+from accs_lsp.constraints.protocol import GREEDY_RETRIES, ConstraintFailed
 from accs_lsp.constraints.python_grammar import LineShape, python_grammar
-from accs_lsp.decoding.generator import GREEDY_RETRIES, ConstraintFailed
-
-if TYPE_CHECKING:
-    from accs_lsp.models.llama import LlamaModel
-
-COMPILED_GRAMMARS_KEPT = 32
-
-
-def spare_core_for_masks(model_threads: int) -> bool:
-    """Whether a mask worker thread can run beside llama.cpp's threads without taking a core from them."""
-    return (os.cpu_count() or 1) > model_threads
-
-# Row b holds 0.0 where bit i of byte b is set and -inf elsewhere: a mask is applied by
-# gathering one row per byte of the bitmask and adding the result to the logits, several
-# times faster than llguidance.numpy.apply_token_bitmask_inplace on these vocabularies.
-_PENALTY_ROWS = np.where(
-    np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little").astype(bool),
-    np.float32(0.0),
-    np.float32(-np.inf),
-).astype(np.float32)
-# One thread computes masks for every request: requests run one at a time on the model's worker.
-_MASK_WORKER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="accs-mask")
-
-
-class GrammarError(ValueError):
-    """A grammar llguidance cannot compile, or code the grammar cannot continue."""
-
-
-def tokenizer_for(model: "LlamaModel") -> llguidance.LLTokenizer:
-    """The model's vocabulary for llguidance, with every end-of-generation token as EOS."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # one per token from llama-cpp-python 0.3.36
-        return llguidance.llamacpp.lltokenizer_from_vocab(model.vocab, eos_token=sorted(model.eog_tokens))
-
-
-class GrammarCache:
-    """Compiled matchers per grammar text, for one tokenizer; a request gets a copy."""
-
-    def __init__(self, tokenizer: llguidance.LLTokenizer, kept: int = COMPILED_GRAMMARS_KEPT) -> None:
-        self.tokenizer = tokenizer
-        self.kept = kept
-        self._compiled: OrderedDict[str, LLMatcher] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def matcher(self, grammar: str) -> LLMatcher:
-        with self._lock:
-            compiled = self._compiled.get(grammar)
-            if compiled is None:
-                compiled = self._compile(grammar)
-                self._compiled[grammar] = compiled
-                if len(self._compiled) > self.kept:
-                    self._compiled.popitem(last=False)
-            self._compiled.move_to_end(grammar)
-            return compiled.deep_copy()
-
-    def _compile(self, grammar: str) -> LLMatcher:
-        error = LLMatcher.validate_grammar(grammar, self.tokenizer)
-        if error:
-            raise GrammarError(f"grammar does not compile: {first_line(error)}")
-        return LLMatcher(self.tokenizer, LLMatcher.grammar_from_lark(grammar), log_level=0)
-
-
-def penalty_buffer(bitmask: np.ndarray) -> np.ndarray:
-    return np.empty((bitmask.shape[1] * 4, 8), dtype=np.float32)
-
-
-def apply_mask(logits: np.ndarray, bitmask: np.ndarray, penalty: np.ndarray, vocab_size: int) -> None:
-    """Set the logits of the tokens `bitmask` forbids to -inf, in place (`penalty` is scratch space)."""
-    np.take(_PENALTY_ROWS, bitmask[0].view(np.uint8), axis=0, out=penalty)
-    logits[:vocab_size] += penalty.reshape(-1)[:vocab_size]
-    logits[vocab_size:] = -np.inf  # padding rows some GGUFs have beyond the tokenizer's vocabulary
 
 
 class SyntaxConstraint:
     """Keeps the decoded tokens inside the grammar (implements decoding.TokenConstraint).
 
-    `suffix_tokens` are the rest of the line after the cursor: the completion is
+    `suffix_tokens` are the rest of the statement after the cursor: the completion is
     complete only where the grammar also accepts them after it.
 
     `overlap`: compute each next mask in a worker thread during the forward pass. Where
@@ -133,7 +65,7 @@ class SyntaxConstraint:
     def start_next_mask(self) -> None:
         if not self.overlap:
             return
-        self._pending = _MASK_WORKER.submit(llnumpy.fill_next_token_bitmask, self.matcher, self._bitmask, 0)
+        self._pending = MASK_WORKER.submit(llnumpy.fill_next_token_bitmask, self.matcher, self._bitmask, 0)
 
     def _wait_for_mask(self) -> None:
         """The matcher must not be touched while the worker computes a mask with it."""
@@ -257,8 +189,3 @@ def brackets_may_span_lines(mode: str, statement_prefix: str, statement_rest: st
     """A line completion ends at the end of the line: brackets it opens must close there,
     unless the statement already runs over several lines."""
     return mode != "line" or "\n" in statement_prefix or "\n" in statement_rest
-
-
-def first_line(error: str) -> str:
-    """llguidance's errors go on with the parser state and the whole grammar."""
-    return error.strip().splitlines()[0] if error.strip() else "unknown error"

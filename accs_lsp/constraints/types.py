@@ -9,7 +9,8 @@ from typing import Callable
 
 from accs_lsp.constraints.members import MemberConstraint, ReceiverTypes
 from accs_lsp.constraints.python_grammar import _exact_regex, expression_grammar
-from accs_lsp.constraints.syntax import GrammarCache, SyntaxConstraint
+from accs_lsp.constraints.llguidance_bridge import GrammarCache
+from accs_lsp.constraints.syntax import SyntaxConstraint
 from accs_lsp.types.inhabitation import InhabitationGrammar, Scope, is_modelled
 from accs_lsp.types.model import PyType
 from accs_lsp.types.provider import ExpressionSlot, HoleTypes, Member, TypeProvider
