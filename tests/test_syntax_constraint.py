@@ -7,7 +7,7 @@ import pytest
 from accs_lsp.completion import CompletionOptions
 from accs_lsp.completion.engine import CompletionEngine
 from accs_lsp.completion.validation import parses
-from accs_lsp.constraints.syntax import GrammarCache, GrammarError, tokenizer_for
+from accs_lsp.constraints.llguidance_bridge import GrammarCache, GrammarError, tokenizer_for
 from accs_lsp.documents import Document
 from accs_lsp.eval.holes import HOLE_KINDS, holes_in
 from accs_lsp.eval.parse_rate import complete_holes, fixture_holes
@@ -93,12 +93,24 @@ def test_a_grammar_that_does_not_compile_is_a_clear_error(model) -> None:
 def test_mask_strategies_choose_the_same_tokens(engine: CompletionEngine, monkeypatch) -> None:
     """Masks overlapped with the forward pass, masks on demand, and a full mask as soon as the
     model's first choice is refused are three ways to the same greedy choice."""
-    import accs_lsp.decoding.generator as generator
+    from accs_lsp.constraints.syntax import SyntaxConstraint
 
     holes = [hole for hole in holes_in(FIXTURES / "text_stats.py", per_kind=2) if hole.kind != "expression"]
+    full_masks_applied = 0
+    apply_full_mask = SyntaxConstraint.mask_logits
 
-    def texts(overlap: bool) -> list[str]:
+    def counted_mask_logits(self: SyntaxConstraint, logits) -> None:
+        nonlocal full_masks_applied
+        full_masks_applied += 1
+        apply_full_mask(self, logits)
+
+    monkeypatch.setattr(SyntaxConstraint, "mask_logits", counted_mask_logits)
+
+    def texts(overlap: bool) -> tuple[list[str], int]:
+        """The completions of the holes, and how many full masks were applied for them."""
+        nonlocal full_masks_applied
         engine.overlap_masks = overlap
+        full_masks_applied = 0
         results = []
         for hole in holes:
             # Reused KV entries change llama.cpp's batches and so the last bits of the logits:
@@ -107,13 +119,19 @@ def test_mask_strategies_choose_the_same_tokens(engine: CompletionEngine, monkey
             snapshot = Document(f"file:///{hole.name}", hole.text).snapshot()
             options = CompletionOptions(constraints="syntax", max_tokens=16, timeout_ms=None)
             results.append(engine.complete(snapshot, hole.offset, options).text)
-        return results
+        return results, full_masks_applied
 
     try:
-        overlapped, on_demand = texts(True), texts(False)
-        monkeypatch.setattr(generator, "GREEDY_RETRIES", 0)
-        full_masks = texts(False)
+        overlapped, _ = texts(True)
+        on_demand, on_demand_masks = texts(False)
+        # The decoding loop reads the retries from the constraint it is given (the grammar
+        # layer alone at this level): none, and every refused first choice takes the full mask.
+        monkeypatch.setattr(SyntaxConstraint, "greedy_retries", 0)
+        full_masks, masks_without_retries = texts(False)
     finally:
         engine.overlap_masks = False
     assert sum(bool(text.strip()) for text in overlapped) >= 2
+    # Without retries the full mask must be taken more often, or this did not test that path.
+    print("DEBUG", on_demand_masks, masks_without_retries)
+    assert masks_without_retries > on_demand_masks
     assert overlapped == on_demand == full_masks

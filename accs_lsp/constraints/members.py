@@ -18,7 +18,8 @@ from typing import Callable, Mapping, Sequence
 import llguidance
 import numpy as np
 
-from accs_lsp.constraints.syntax import GrammarCache, apply_mask, penalty_buffer
+from accs_lsp.analysis.scanner import in_code
+from accs_lsp.constraints.llguidance_bridge import GrammarCache, apply_mask, penalty_buffer
 from accs_lsp.types.model import PyType, subscript_result
 from accs_lsp.types.provider import Binding, Member
 
@@ -107,18 +108,6 @@ def _matching_open(text: str, close: int) -> int | None:
             if depth == 0:
                 return index if pairs[text[close]] == character else None
     return None
-
-
-def in_code(text: str) -> bool:
-    """Whether the end of `text` is outside strings and comments (on its last line)."""
-    line = text[text.rfind("\n") + 1 :]
-    quotes = 0
-    for character in line:
-        if character == "#" and quotes % 2 == 0:
-            return False
-        if character in "'\"":
-            quotes += 1
-    return quotes % 2 == 0
 
 
 class MemberConstraint:

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from accs_lsp.analysis.scanner import split_top_level
 from accs_lsp.types.model import ANY, PyType, parse_type, union
 from accs_lsp.types.provider import Binding, ExpressionSlot, HoleTypes, Member, MemberTables, Signature, parse_signature
-from accs_lsp.types.slots import top_level_commas
 
 EXECUTABLE = "basedpyright-langserver"
 REQUEST_TIMEOUT_S = 5.0
@@ -636,9 +636,8 @@ def _type_end(text: str, start: int) -> int:
 
 
 def _top_level_split(text: str) -> list[str]:
-    bounds = [-1, *top_level_commas(text), len(text)]
-    parts = (text[start + 1 : end] for start, end in zip(bounds, bounds[1:]))
-    return [part.strip() for part in parts if part.strip()]
+    """The parts of `text` between its top-level commas, stripped, empty ones left out."""
+    return split_top_level(text)
 
 
 def _parameter_type(parameter: str) -> str | None:
