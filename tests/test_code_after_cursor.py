@@ -125,3 +125,25 @@ def test_line_shapes_of_the_grammar(engine) -> None:
     assert accepts("statement", "x = 1") and accepts("statement", "for x in y: pass")
     assert not accepts("statement", "for x in y:")
     assert accepts("any", "for x in y:") and accepts("any", "x = 1")
+
+
+def test_a_cut_by_the_grammar_keeps_its_own_closing_bracket(engine) -> None:
+    """`Counter(words(text))`: the model writes `words(text))` in tokens that end the argument
+    and rewrite the `)` after the cursor at once; the completion is `words(text)`, not `words`."""
+    from conftest import FIXTURES
+
+    from accs_lsp.eval.tasks import source_tasks
+
+    (task,) = [t for t in source_tasks(FIXTURES, 8, ("call_args",), 0) if t.name == "text_stats.py:call_args@366"]
+    assert task.truth == "words(text)"
+    snapshot = Document("file:///text_stats.py", task.text).snapshot()
+    completion = engine.complete(snapshot, task.offset, CompletionOptions(max_tokens=16, timeout_ms=None))
+    assert completion.text == "words(text)"
+
+
+def test_tidy_leaves_a_grammar_cut_whole() -> None:
+    from accs_lsp.completion.engine import tidy
+
+    context = context_of("x = f(|)\n")
+    assert tidy("g(a)", context, "line", ")\n") == "g(a"  # unconstrained: a copy of the rest of the line
+    assert tidy("g(a)", context, "line", ")\n", cut_by_grammar=True) == "g(a)"

@@ -272,15 +272,48 @@ class CompletionEngine:
         if options.constraints == "none":
             return tidy(result.text, context, request.mode, suffix), 0
         cuts = cut_points(result, constraints.constrained, context.line_suffix)
+        rejoined = self._rejoined_cut(request, result, constraints)
+        if rejoined is not None and rejoined not in dict(cuts):
+            cuts.insert(0, (rejoined, result.log_likelihood))
         candidates = []
         for rank, (length, likelihood) in enumerate(cuts):
-            text = tidy(result.text[:length], context, request.mode, suffix)
+            text = tidy(result.text[:length], context, request.mode, suffix, constraints.constrained)
             candidates.append(Candidate(text, step, rank, likelihood))
         candidates.append(Candidate("", step, len(candidates)))
         choice = choose(
             request.document.text, request.offset, candidates, constraints.checks, bool(context.line_suffix.strip())
         )
         return (choice.candidate.text if choice.candidate else ""), choice.rejected
+
+
+    def _rejoined_cut(self, request: "Request", result: GenerationResult, constraints: ConstraintSet) -> int | None:
+        """Where the text ends by rewriting the rest of the line (`words(text))` before `)`), when
+        one token wrote both the end of the completion and the start of that rest, so that no
+        complete point was seen between them; checked with the grammar where one applies."""
+        rest = request.context.line_suffix.strip()
+        written = result.text.rstrip()
+        if not rest or not written.endswith(rest) or len(written) == len(rest):
+            return None
+        length = len(written[: -len(rest)].rstrip(" \t"))
+        if constraints.constrained and not self._grammar_completes(request, result.text[:length]):
+            return None
+        return length
+
+    def _grammar_completes(self, request: "Request", text: str) -> bool:
+        """Whether the grammar sees the statement before the cursor, `text` and the rest of the
+        statement as a complete construct (a fresh matcher, without token healing)."""
+        context = request.context
+        try:
+            grammar = syntax_constraint(
+                self.grammars, self.model.tokenize, mode=request.mode, indent=context.indentation,
+                indent_unit=infer_indent_unit(request.document.text), statement_prefix=request.statement_prefix,
+                statement_rest=context.statement_rest, overlap=False,
+                line_shape="header" if context.body_follows else "statement",
+            )
+            tokens = self.model.tokenize(text)
+            return grammar.matcher.try_consume_tokens(tokens) == len(tokens) and grammar.is_complete()
+        except (GrammarError, GrammarFilesMissing):
+            return False
 
 
 @dataclass
@@ -354,11 +387,13 @@ def line_ends(text: str) -> list[int]:
     return [index for index, character in enumerate(text) if character == "\n"] + [len(text)]
 
 
-def tidy(text: str, context: CursorContext, mode: str, suffix: str) -> str:
-    """Trim what editors would show wrong: trailing blanks, a repeated rest of line, a copy of the next lines."""
+def tidy(text: str, context: CursorContext, mode: str, suffix: str, cut_by_grammar: bool = False) -> str:
+    """Trim what editors would show wrong: trailing blanks, a repeated rest of line, a copy of
+    the next lines. A cut the grammar made is complete followed by the rest of the line as it
+    is: its end is never taken for a copy of that rest (`words(text)` before `)`)."""
     text = text.rstrip()
     rest_of_line = context.line_suffix.strip()
-    if mode == "line" and rest_of_line and text.endswith(rest_of_line):
+    if mode == "line" and rest_of_line and text.endswith(rest_of_line) and not cut_by_grammar:
         text = text[: -len(rest_of_line)].rstrip()
     following = suffix.lstrip()
     if mode == "block" and text.strip() and following.startswith(text.strip()):
