@@ -137,10 +137,8 @@ class CompletionEngine:
         attempts = [("strict", strict)] + (ladder_steps(strict) if strict.constrained else [])
         deadline = time.monotonic() + options.timeout_ms / 1000 if options.timeout_ms else None
         steps: list[str] = []
-        tokens = 0
         for index, (step, constraints) in enumerate(attempts):
             result = self._decode(request, constraints, options, stop_event, deadline)
-            tokens += result.tokens
             text, rejections = self._chosen_text(request, constraints, result, step, options)
             why = step_down_reason(result, text, constraints)
             if why is None or index == len(attempts) - 1:
@@ -155,7 +153,7 @@ class CompletionEngine:
             mode=request.mode,
             constraints=options.constraints,
             model=self.model.name,
-            tokens=tokens,
+            tokens=result.tokens,
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
             stop_reason=result.stop_reason.value,
             prompt_tokens=result.prompt_tokens,
@@ -197,22 +195,26 @@ class CompletionEngine:
         return self.type_layer_probe(layer) if self.type_layer_probe is not None else layer
 
     def _grammar_layer(self, request: "Request") -> SyntaxConstraint:
-        context = request.context
         try:
-            return syntax_constraint(
-                self.grammars,
-                self.model.tokenize,
-                mode=request.mode,
-                indent=context.indentation,
-                indent_unit=infer_indent_unit(request.document.text),
-                statement_prefix=request.statement_prefix,
-                statement_rest=context.statement_rest,
-                healed_text=request.prompt.healed_text,
-                overlap=self.overlap_masks,
-                line_shape="header" if context.body_follows else "statement",
-            )
+            return self._syntax_for(request, request.prompt.healed_text, self.overlap_masks)
         except (GrammarError, GrammarFilesMissing) as error:
             raise LayerUnavailable(f"syntax constraint not applied: {error}") from None
+
+    def _syntax_for(self, request: "Request", healed_text: str, overlap: bool) -> SyntaxConstraint:
+        """The grammar at the request's cursor, having consumed the statement before it."""
+        context = request.context
+        return syntax_constraint(
+            self.grammars,
+            self.model.tokenize,
+            mode=request.mode,
+            indent=context.indentation,
+            indent_unit=infer_indent_unit(request.document.text),
+            statement_prefix=request.statement_prefix,
+            statement_rest=context.statement_rest,
+            healed_text=healed_text,
+            overlap=overlap,
+            line_shape="header" if context.body_follows else "statement",
+        )
 
     def _type_plan(self, request: "Request", options: CompletionOptions) -> TypeLayerPlan:
         """Asked of the type provider once per request, by the first type layer built."""
@@ -302,14 +304,8 @@ class CompletionEngine:
     def _grammar_completes(self, request: "Request", text: str) -> bool:
         """Whether the grammar sees the statement before the cursor, `text` and the rest of the
         statement as a complete construct (a fresh matcher, without token healing)."""
-        context = request.context
         try:
-            grammar = syntax_constraint(
-                self.grammars, self.model.tokenize, mode=request.mode, indent=context.indentation,
-                indent_unit=infer_indent_unit(request.document.text), statement_prefix=request.statement_prefix,
-                statement_rest=context.statement_rest, overlap=False,
-                line_shape="header" if context.body_follows else "statement",
-            )
+            grammar = self._syntax_for(request, "", overlap=False)
             tokens = self.model.tokenize(text)
             return grammar.matcher.try_consume_tokens(tokens) == len(tokens) and grammar.is_complete()
         except (GrammarError, GrammarFilesMissing):
@@ -343,8 +339,15 @@ def step_down_reason(result: GenerationResult, text: str, constraints: Constrain
         return None
     if result.stop_reason == StopReason.CONSTRAINT_FAILED:
         return "the layers together allowed nothing"
-    if not text and result.stop_reason in (StopReason.STOP_RULE, StopReason.END_OF_GENERATION, StopReason.MAX_TOKENS):
+    if text:
+        return None
+    if result.stop_reason in (StopReason.STOP_RULE, StopReason.END_OF_GENERATION):
         return f"no complete construct ({result.stop_reason.value})"
+    # Out of tokens: only the type layers can have led the model astray (a long typed
+    # expression); with the grammar alone, decoding without it would run out as well.
+    typed = any(layer.applied and layer.kind == "hard" and layer.name != GRAMMAR for layer in constraints.layers)
+    if result.stop_reason == StopReason.MAX_TOKENS and typed:
+        return "no complete construct (max_tokens)"
     return None
 
 
