@@ -32,20 +32,11 @@ def buffer_parses(text: str) -> bool:
 
 def first_parsing(text: str, offset: int, candidates: list[str]) -> tuple[str, int]:
     """The first candidate that leaves `text` parseable when inserted at `offset`, and how many
-    candidates were passed over.
+    candidates were passed over: the candidate stage's parse rule (completion.candidates.choose)
+    on plain texts. When `text` parses as it is, a candidate that breaks it is never returned
+    (the empty completion is the last resort); when it does not, one that repairs it is
+    preferred, else the first one."""
+    from accs_lsp.completion.candidates import Candidate, choose
 
-    When `text` parses as it is, a candidate that breaks it is never returned (the empty
-    completion is the last resort). When it does not (code being typed), a candidate that
-    repairs it is preferred, else the first one.
-    """
-    if not candidates:
-        return "", 0
-    broken = not buffer_parses(text)
-    # A broken buffer is the common case while typing: bound the parses spent on repairs.
-    tried = candidates[:REPAIR_TRIES] if broken else candidates
-    for rejected, candidate in enumerate(tried):
-        if parses(text[:offset] + candidate + text[offset:]):
-            return candidate, rejected
-    if broken:
-        return candidates[0], 0
-    return "", len(candidates)
+    choice = choose(text, offset, [Candidate(candidate, "", rank) for rank, candidate in enumerate(candidates)])
+    return (choice.candidate.text if choice.candidate else ""), choice.rejected
