@@ -147,3 +147,21 @@ def test_tidy_leaves_a_grammar_cut_whole() -> None:
     context = context_of("x = f(|)\n")
     assert tidy("g(a)", context, "line", ")\n") == "g(a"  # unconstrained: a copy of the rest of the line
     assert tidy("g(a)", context, "line", ")\n", cut_by_grammar=True) == "g(a)"
+
+
+def test_out_of_tokens_inside_a_string_the_completion_closes_it(engine) -> None:
+    """The model goes on inside an f-string whose end was cut away until its tokens run out
+    (no complete point); what closes the string is returned, not nothing."""
+    text, offset = split(
+        "def func_name(prog_name: str) -> str:\n"
+        '    safe_name = prog_name.replace("-", "_")\n'
+        '    return f"_{safe_name}_|\n'
+        "\n\n"
+        "def other() -> None:\n"
+        "    pass\n"
+    )
+    assert not parses(text)
+    completion = engine.complete(Document("file:///hole.py", text).snapshot(), offset, CompletionOptions(max_tokens=2, timeout_ms=None))
+    assert completion.stop_reason == "max_tokens"
+    assert completion.text.endswith('"'), completion
+    assert parses(text[:offset] + completion.text + text[offset:])

@@ -135,6 +135,26 @@ def unclosed_brackets(text: str) -> list[tuple[int, str]]:
     return scan(text).brackets
 
 
+CLOSERS = {"(": ")", "[": "]", "{": "}"}
+
+
+def closing_text(text: str) -> str | None:
+    """What closes everything open at the end of `text`, innermost first: string quotes,
+    replacement fields, brackets (`f"a{b(c` → `)}"`). None at the end of a comment."""
+    state = scan(text)
+    if state.in_comment:
+        return None
+    closers = []
+    for item in reversed(state.opened):
+        if item.kind == "string":
+            closers.append(item.delimiter)
+        elif item.kind == "field":
+            closers.append("}")
+        elif item.kind == "bracket":
+            closers.append(CLOSERS[item.delimiter])
+    return "".join(closers)
+
+
 def _walk(text: str, state: ScanState) -> Iterator[CodeCharacter]:
     """Reads `text`, starting in `state`: yields its code characters, and leaves `state` as it
     is at the end of `text`."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from accs_lsp.analysis import CursorContext, cursor_context
+from accs_lsp.analysis.scanner import closing_text
 from accs_lsp.completion.candidates import Candidate, choose
 from accs_lsp.completion.options import Completion, CompletionOptions, InvalidRequest
 from accs_lsp.constraints.pipeline import (
@@ -281,12 +282,24 @@ class CompletionEngine:
         for rank, (length, likelihood) in enumerate(cuts):
             text = tidy(result.text[:length], context, request.mode, suffix, constraints.constrained)
             candidates.append(Candidate(text, step, rank, likelihood))
+        closing = self._closing_candidate(request, constraints) if not cuts else None
+        if closing is not None:
+            candidates.append(Candidate(closing, step, len(candidates)))
         candidates.append(Candidate("", step, len(candidates)))
         choice = choose(
             request.document.text, request.offset, candidates, constraints.checks, bool(context.line_suffix.strip())
         )
         return (choice.candidate.text if choice.candidate else ""), choice.rejected
 
+
+    def _closing_candidate(self, request: "Request", constraints: ConstraintSet) -> str | None:
+        """Where the decoding found no complete point (the model went on inside a string or
+        brackets until its tokens ran out), what closes the constructs open at the cursor, if
+        the grammar accepts it: a short completion that leaves the file whole, rather than none."""
+        closing = closing_text(request.statement_prefix)
+        if not closing or not constraints.constrained or not self._grammar_completes(request, closing):
+            return None
+        return closing
 
     def _rejoined_cut(self, request: "Request", result: GenerationResult, constraints: ConstraintSet) -> int | None:
         """Where the text ends by rewriting the rest of the line (`words(text))` before `)`), when
