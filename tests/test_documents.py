@@ -122,3 +122,49 @@ def test_snapshot_is_not_affected_by_later_edits():
     assert snapshot.text == "x = 1\n"
     assert snapshot.tree.root_node.end_byte == len("x = 1\n")
     assert document.text == "yy = 1\n"
+
+
+# -- edits as the LSP specification says ------------------------------------------------------
+
+
+def edited(text: str, start: tuple[int, int], end: tuple[int, int], new_text: str) -> str:
+    document = Document("file:///t.py", text)
+    document.apply([TextChange(new_text, (start, end))])
+    assert document.text == "".join(document.parser.parse(document.text.encode()).root_node.text.decode())
+    return document.text
+
+
+@pytest.mark.parametrize(
+    "text, start, end, new_text, expected",
+    [
+        ("line zero\nline one!\n", (1, 99), (1, 99), "X", "line zero\nline one!X\n"),  # past the end: end of line
+        ("a", (0, 0), (0, 2), "", ""),
+        ("ab\r\ncd\r\n", (0, 99), (0, 99), "X", "abX\r\ncd\r\n"),  # never between \r and \n
+        ("ab\rcd", (1, 0), (1, 1), "Z", "ab\rZd"),  # a lone \r ends a line
+        ("ab\rcd\nef", (2, 1), (2, 1), "-", "ab\rcd\ne-f"),
+    ],
+)
+def test_edits_follow_the_lsp_specification(text, start, end, new_text, expected) -> None:
+    assert edited(text, start, end, new_text) == expected
+
+
+def test_lone_surrogates_become_replacement_characters_without_moving_positions() -> None:
+    document = Document("file:///t.py", "x = '\ud800'\ny = 1\n")
+    assert document.text == "x = '\ufffd'\ny = 1\n"
+    document.apply([TextChange("\udc00z", ((1, 4), (1, 5)))], version=2)
+    assert document.text == "x = '\ufffd'\ny = \ufffdz\n"
+    assert document.tree.root_node.end_byte == len(document.text.encode("utf-8"))
+
+
+def test_a_reopened_document_is_not_the_one_before_even_at_the_same_version() -> None:
+    from accs_lsp.documents import DocumentStore
+
+    store = DocumentStore()
+    snapshot = store.open("file:///t.py", "x = 1\n", 3).snapshot()
+    assert store.is_current(snapshot)
+    store.close("file:///t.py")
+    store.open("file:///t.py", "y = 2\n", 3)
+    assert not store.is_current(snapshot)
+    edited_snapshot = store.get("file:///t.py").snapshot()
+    store.change("file:///t.py", [TextChange("z", ((0, 0), (0, 1)))], None)  # edited without a new version
+    assert not store.is_current(edited_snapshot)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Iterable
@@ -10,6 +13,22 @@ import tree_sitter
 import tree_sitter_python
 
 from accs_lsp.documents.positions import UTF16, LineIndex, PositionError, end_point
+
+
+log = logging.getLogger(__name__)
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_revisions = itertools.count(1)
+
+
+def without_lone_surrogates(text: str, uri: str) -> str:
+    """JSON can carry half a UTF-16 surrogate pair, which no UTF-8 text (nor tree-sitter) can
+    hold. Each becomes U+FFFD, one UTF-16 unit like the half it replaces, so the positions
+    the editor sends still land where it means them."""
+    if text.isascii() or not LONE_SURROGATE.search(text):
+        return text
+    replaced, count = LONE_SURROGATE.subn("\ufffd", text)
+    log.warning("%s: replaced %d lone surrogate(s) with U+FFFD", uri, count)
+    return replaced
 
 
 @cache
@@ -36,19 +55,25 @@ class Document:
     version: int = 0
     encoding: str = UTF16
     parser: tree_sitter.Parser = field(default_factory=new_parser, repr=False)
+    # Unique over the session and renewed by every edit, so a document closed and reopened
+    # at the same version (or edited without a new version) is told from the one before.
+    revision: int = field(default_factory=lambda: next(_revisions))
 
     def __post_init__(self) -> None:
+        self.text = without_lone_surrogates(self.text, self.uri)
         self.lines = LineIndex(self.text, self.encoding)
         self.tree = self.parser.parse(self.text.encode("utf-8"))
 
     def apply(self, changes: Iterable[TextChange], version: int | None = None) -> None:
         """Apply changes in order; each edit moves the tree before one incremental reparse."""
         for change in changes:
+            text = without_lone_surrogates(change.text, self.uri)
             if change.range is None:
-                self._replace_all(change.text)
+                self._replace_all(text)
             else:
-                self._edit(change.range, change.text)
+                self._edit(change.range, text)
         self.tree = self.parser.parse(self.text.encode("utf-8"), self.tree)
+        self.revision = next(_revisions)
         if version is not None:
             self.version = version
 
@@ -87,7 +112,7 @@ class Document:
 
     def snapshot(self) -> "Snapshot":
         """An immutable view for another thread: later edits don't touch it."""
-        return Snapshot(self.uri, self.text, self.version, self.lines, self.tree.copy())
+        return Snapshot(self.uri, self.text, self.version, self.lines, self.tree.copy(), self.revision)
 
 
 @dataclass(frozen=True)
@@ -99,6 +124,7 @@ class Snapshot:
     version: int
     lines: LineIndex
     tree: tree_sitter.Tree
+    revision: int = 0
 
     def offset_at(self, line: int, character: int, *, strict: bool = False) -> int:
         return self.lines.offset_at(line, character, strict=strict)
@@ -132,6 +158,11 @@ class DocumentStore:
             return self._documents[uri]
         except KeyError:
             raise KeyError(f"document is not open: {uri}") from None
+
+    def is_current(self, snapshot: Snapshot) -> bool:
+        """Whether the document the snapshot was taken from is still open, unchanged."""
+        document = self._documents.get(snapshot.uri)
+        return document is not None and document.revision == snapshot.revision
 
     def __contains__(self, uri: str) -> bool:
         return uri in self._documents

@@ -7,6 +7,7 @@ that encoding.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from dataclasses import dataclass
 
@@ -58,20 +59,31 @@ def units_to_index(line: str, character: int, encoding: str = UTF16) -> int:
     return len(line)
 
 
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 class LineIndex:
-    """Line starts of a text, for offset arithmetic without rescanning the text."""
+    """Line starts of a text, for offset arithmetic without rescanning the text.
+
+    Lines end at "\n", "\r\n" or a lone "\r", as LSP says; tree-sitter's points count
+    rows at "\n" only, so `point_at` keeps to that.
+    """
 
     def __init__(self, text: str, encoding: str = UTF16) -> None:
         if encoding not in ENCODINGS:
             raise ValueError(f"unknown position encoding {encoding!r}")
         self.text = text
         self.encoding = encoding
-        starts = [0]
-        position = text.find("\n")
-        while position != -1:
-            starts.append(position + 1)
-            position = text.find("\n", position + 1)
-        self.line_starts = starts
+        self.has_lone_cr = "\r" in text and text.count("\r") != text.count("\r\n")
+        if self.has_lone_cr:
+            self.line_starts = [0] + [match.end() for match in LINE_BREAK.finditer(text)]
+        else:
+            starts = [0]
+            position = text.find("\n")
+            while position != -1:
+                starts.append(position + 1)
+                position = text.find("\n", position + 1)
+            self.line_starts = starts
         self.is_ascii = text.isascii()
 
     @property
@@ -81,8 +93,9 @@ class LineIndex:
     def line_text(self, line: int) -> str:
         """The line's text without its newline."""
         start = self.line_starts[line]
-        end = self.line_starts[line + 1] - 1 if line + 1 < self.line_count else len(self.text)
-        return self.text[start:end]
+        if line + 1 == self.line_count:
+            return self.text[start:]
+        return self.text[start : self.line_starts[line + 1]].rstrip("\r\n")
 
     def offset_at(self, line: int, character: int, *, strict: bool = False) -> int:
         """The str offset of an LSP position.
@@ -114,6 +127,9 @@ class LineIndex:
         return line, unit_length(self.text[start:offset], self.encoding)
 
     def point_at(self, offset: int) -> Point:
+        if self.has_lone_cr:
+            start = self.text.rfind("\n", 0, offset) + 1
+            return Point(self.text.count("\n", 0, offset), len(self.text[start:offset].encode("utf-8")))
         line = self.line_of(offset)
         start = self.line_starts[line]
         return Point(line, len(self.text[start:offset].encode("utf-8")))
