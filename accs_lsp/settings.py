@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
@@ -9,6 +10,18 @@ CONSTRAINT_LEVELS = ("none", "syntax", "types", "full")
 MODES = ("auto", "line", "block")
 TYPE_PROVIDERS = ("jedi", "pyright")
 MIN_PROMPT_TOKENS = 64
+# The numbers a setting may take, both ends included. Beyond them a value is refused with a
+# message, not clamped: a context window of 16,384 doubles the server's memory, and NaN or
+# infinity cannot mean anything.
+RANGES: dict[str, tuple[float, float]] = {
+    "max_tokens": (1, 1024),
+    "timeout_ms": (1, 600_000),
+    "context_tokens": (MIN_PROMPT_TOKENS, 8192),
+    "context_window": (256, 8192),
+    "threads": (0, 256),
+    "temperature": (0.0, 2.0),
+    "model_load_timeout_ms": (1, 600_000),
+}
 
 
 class SettingsError(ValueError):
@@ -55,13 +68,11 @@ class Settings:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise SettingsError(f"{camel_case(name)} must be one of {', '.join(allowed)}")
-        for name in ("max_tokens", "timeout_ms", "context_tokens", "context_window", "model_load_timeout_ms"):
-            if getattr(self, name) <= 0:
-                raise SettingsError(f"{camel_case(name)} must be positive")
+        for name, (low, high) in RANGES.items():
+            if not low <= getattr(self, name) <= high:
+                raise SettingsError(f"{camel_case(name)} must be between {low:g} and {high:g}, got {getattr(self, name)!r}")
         if self.max_tokens > self.context_window - MIN_PROMPT_TOKENS:
             raise SettingsError(f"maxTokens must leave at least {MIN_PROMPT_TOKENS} tokens of contextWindow for the prompt")
-        if self.temperature < 0:
-            raise SettingsError("temperature must not be negative")
 
 
 def camel_case(name: str) -> str:
@@ -70,11 +81,17 @@ def camel_case(name: str) -> str:
 
 
 def coerce(name: str, type_name: Any, value: Any) -> Any:
+    """The value as the field's type; JSON numbers must be finite, and whole for an int."""
     kind = {"str": str, "int": int, "bool": bool, "float": float}[str(type_name)]
     if kind is bool and isinstance(value, bool):
         return value
     if kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise SettingsError(f"{camel_case(name)} must be a finite number, got {value!r}")
+        if kind is int and value != int(value):
+            raise SettingsError(f"{camel_case(name)} must be a whole number, got {value!r}")
         return kind(value)
     if kind is str and isinstance(value, str):
         return value
-    raise SettingsError(f"{camel_case(name)} must be a {kind.__name__}, got {value!r}")
+    described = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}[kind]
+    raise SettingsError(f"{camel_case(name)} must be {described}, got {value!r}")
