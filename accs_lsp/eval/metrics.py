@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
+
+from accs_lsp.sandbox import run_python
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TEST_TIMEOUT_S = 10.0
@@ -49,26 +46,12 @@ def identifier_match(completion: str, truth: str) -> bool:
 
 
 def passes_tests(program: str, tests: str, entry_point: str, timeout_s: float = TEST_TIMEOUT_S) -> bool:
-    """Run HumanEval's tests on `program` in a fresh interpreter, in an empty directory, with a timeout.
+    """Run HumanEval's tests on `program` in the sandbox (accs_lsp.sandbox), with a timeout.
 
     A test that fails, raises, exits, or runs past the timeout counts as failed; nothing
-    it does reaches this process.
+    it does reaches this process or outlives the timeout.
     """
     script = f"{program}\n\n{tests}\n\ncheck({entry_point})\nprint({PASSED_MARKER!r})\n"
-    with tempfile.TemporaryDirectory(prefix="accs-eval-") as directory:
-        path = Path(directory) / "candidate.py"
-        path.write_text(script, encoding="utf-8")
-        environment = {"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0", "no_proxy": "*"}
-        try:
-            completed = subprocess.run(
-                [sys.executable, "-I", str(path)],
-                cwd=directory,
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout_s,
-            )
-        except subprocess.TimeoutExpired:
-            return False
+    result = run_python(script, timeout_s)
     # The marker: a candidate that exits early with status 0 has not passed.
-    return completed.returncode == 0 and PASSED_MARKER in completed.stdout.decode(errors="replace")
+    return result.succeeded and PASSED_MARKER in result.stdout
