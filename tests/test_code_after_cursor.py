@@ -63,6 +63,19 @@ HOLES = {
         "    def size(self) -> int:\n"
         "        return 0\n"
     ),
+    "first line of a body taken out, its own body below": (
+        "def cheapest(items: list[int]) -> \"int or None\":\n"
+        "    |\n"
+        "        return None\n"
+        "    return min(items)\n"
+    ),
+    "class header cut mid-name under a decorator": (
+        "from dataclasses import dataclass\n\n\n"
+        "@dataclass\n"
+        "cla|\n"
+        "    name: str\n"
+        "    price: float\n"
+    ),
     "unclosed bracket closed on the same line": (
         "def longest(names: list[str]) -> int:\n"
         "    return max(len(s) for s in reversed(|)\n"
@@ -105,6 +118,12 @@ def test_a_line_with_a_deeper_line_below_must_be_a_header() -> None:
     assert context_of(HOLES["block header on a blank line, body below"]).suggested_mode == "line"
     plain = context_of("def f() -> int:\n    x = 1\n    |\n    return x\n")
     assert not plain.body_follows and plain.suggested_mode == "block"
+
+
+def test_a_blank_line_below_a_header_is_in_the_body_not_the_header() -> None:
+    context = context_of(HOLES["first line of a body taken out, its own body below"])
+    assert context.statement_prefix == ""
+    assert context.body_follows
 
 
 def test_a_decorator_line_is_its_own_statement() -> None:

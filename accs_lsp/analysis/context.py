@@ -215,7 +215,14 @@ def in_header(node: tree_sitter.Node, byte: int) -> bool:
     if node.type == "decorated_definition":
         node = node.child_by_field_name("definition") or node
     body = node.child_by_field_name("body") or node.child_by_field_name("consequence")
-    return body is None or byte < body.start_byte
+    if body is not None and byte >= body.start_byte:
+        return False
+    # On a line below the header's `:` the cursor is in the body being written, not the header.
+    colons = [child for child in node.children if child.type == ":" and child.end_byte <= byte]
+    if colons and node.text is not None:
+        between = node.text[colons[-1].end_byte - node.start_byte : byte - node.start_byte]
+        return b"\n" not in between
+    return True
 
 
 def char_offset(document: Snapshot, byte: int) -> int:

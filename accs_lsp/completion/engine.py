@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -37,6 +38,10 @@ from accs_lsp.settings import MIN_PROMPT_TOKENS
 from accs_lsp.types.provider import TypeProvider
 
 log = logging.getLogger(__name__)
+
+WORD = re.compile(r"[^\W_]+")  # a name's parts between underscores count as words
+# Grammar checks spent looking for a closing candidate (each tokenizes and matches a line).
+MAX_CLOSING_CHECKS = 48
 
 # A hole whose inhabitation search visits the commonest builtin types (their member tables
 # are cached for the session).
@@ -182,7 +187,8 @@ class CompletionEngine:
         budget = min(self.context_tokens, self.model.n_ctx - options.max_tokens - 8)
         if budget < MIN_PROMPT_TOKENS:
             raise InvalidRequest(f"max_tokens={options.max_tokens} leaves no room for a prompt in {self.model.n_ctx} tokens")
-        prompt = PromptBuilder(self.model, budget).build(document.text[:offset], document.text[offset:])
+        statement_prefix_length = offset - context.statement_start
+        prompt = PromptBuilder(self.model, budget).build(document.text[:offset], document.text[offset:], statement_prefix_length)
         return Request(document, offset, context, mode, prompt)
 
     def _layer_factories(self, request: "Request", options: CompletionOptions) -> dict[str, LayerFactory]:
@@ -282,7 +288,7 @@ class CompletionEngine:
         for rank, (length, likelihood) in enumerate(cuts):
             text = tidy(result.text[:length], context, request.mode, suffix, constraints.constrained)
             candidates.append(Candidate(text, step, rank, likelihood))
-        closing = self._closing_candidate(request, constraints) if not cuts else None
+        closing = self._closing_candidate(request, constraints, result.text) if not cuts else None
         if closing is not None:
             candidates.append(Candidate(closing, step, len(candidates)))
         candidates.append(Candidate("", step, len(candidates)))
@@ -292,14 +298,27 @@ class CompletionEngine:
         return (choice.candidate.text if choice.candidate else ""), choice.rejected
 
 
-    def _closing_candidate(self, request: "Request", constraints: ConstraintSet) -> str | None:
-        """Where the decoding found no complete point (the model went on inside a string or
-        brackets until its tokens ran out), what closes the constructs open at the cursor, if
-        the grammar accepts it: a short completion that leaves the file whole, rather than none."""
-        closing = closing_text(request.statement_prefix)
-        if not closing or not constraints.constrained or not self._grammar_completes(request, closing):
+    def _closing_candidate(self, request: "Request", constraints: ConstraintSet, generated: str) -> str | None:
+        """Where the decoding found no complete point (the model went on inside a string, a
+        bracket or a name until its tokens ran out), the shortest start of what it wrote,
+        cut at a word boundary, that becomes complete with what closes the constructs open
+        there (and a header's `:`), as the grammar confirms: a short completion that leaves
+        the file whole, rather than none."""
+        if not constraints.constrained:
             return None
-        return closing
+        checks = 0
+        for length in word_boundaries(generated):
+            closing = closing_text(request.statement_prefix + generated[:length])
+            if closing is None:
+                continue
+            for finish in (closing, closing + ":"):
+                text = generated[:length] + finish
+                if not text.strip() or checks == MAX_CLOSING_CHECKS:
+                    continue
+                checks += 1
+                if self._grammar_completes(request, text):
+                    return text
+        return None
 
     def _rejoined_cut(self, request: "Request", result: GenerationResult, constraints: ConstraintSet) -> int | None:
         """Where the text ends by rewriting the rest of the line (`words(text))` before `)`), when
@@ -397,6 +416,12 @@ def suffix_join(lengths: list[int], text: str, line_suffix: str, sample: int = 4
         if length and text[length:].lstrip(" \t").startswith(rest):
             return length
     return None
+
+
+def word_boundaries(text: str) -> list[int]:
+    """0, every place where a word (a name, or a part of one between underscores) ends, and the end."""
+    ends = [match.end() for match in WORD.finditer(text)]
+    return sorted({0, *ends, len(text.rstrip())})
 
 
 def line_ends(text: str) -> list[int]:
