@@ -187,8 +187,7 @@ class CompletionEngine:
         budget = min(self.context_tokens, self.model.n_ctx - options.max_tokens - 8)
         if budget < MIN_PROMPT_TOKENS:
             raise InvalidRequest(f"max_tokens={options.max_tokens} leaves no room for a prompt in {self.model.n_ctx} tokens")
-        statement_prefix_length = offset - context.statement_start
-        prompt = PromptBuilder(self.model, budget).build(document.text[:offset], document.text[offset:], statement_prefix_length)
+        prompt = PromptBuilder(self.model, budget).build(document.text[:offset], document.text[offset:])
         return Request(document, offset, context, mode, prompt)
 
     def _layer_factories(self, request: "Request", options: CompletionOptions) -> dict[str, LayerFactory]:

@@ -28,12 +28,8 @@ class PromptBuilder:
     def __init__(self, model: LlamaModel, budget_tokens: int) -> None:
         self.model = model
         self.budget_tokens = budget_tokens
-        self.heal_within: int | None = None
 
-    def build(self, prefix: str, suffix: str, heal_within: int | None = None) -> Prompt:
-        """`heal_within`: the most characters token healing may take back (the constraints
-        start at the statement's beginning, so healing must not reach before it)."""
-        self.heal_within = heal_within
+    def build(self, prefix: str, suffix: str) -> Prompt:
         if self.model.fim is not None:
             return self._fim(prefix, suffix)
         kept, dropped = self._fit_prefix(prefix, self.budget_tokens)
@@ -96,7 +92,5 @@ class PromptBuilder:
         except UnicodeDecodeError:  # a token holding part of a character: leave it be
             return tokens, ""
         if not healed or self.model.is_end_of_generation(last):
-            return tokens, ""
-        if self.heal_within is not None and len(healed) > self.heal_within:
             return tokens, ""
         return tokens[:-1], healed
