@@ -163,3 +163,37 @@ def test_soft_layers_bias_every_choice_greedy_included(model, engine_grammars, c
 @pytest.fixture(scope="module")
 def engine_grammars(model):
     return CompletionEngine(model).grammars
+
+
+class AllowsThenRefuses(RefusesEverything):
+    """A hard layer that allows any token for its first `allowed` tokens, then none."""
+
+    def __init__(self, allowed: int = 3) -> None:
+        self.allowed = allowed
+        self.accepted = 0
+
+    def mask_logits(self, logits: np.ndarray) -> None:
+        if self.accepted >= self.allowed:
+            logits[:] = -np.inf
+
+    def try_accept(self, token: int) -> bool:
+        if self.accepted >= self.allowed:
+            return False
+        self.accepted += 1
+        return True
+
+    def accept(self, tokens: Sequence[int]) -> None:
+        self.accepted += len(tokens)
+
+    def rollback(self, count: int) -> None:
+        self.accepted -= count
+
+
+def test_a_step_down_starts_its_layers_afresh(model) -> None:
+    """The grammar kept by the step down was fed the tokens of the decoding that failed; the
+    next decoding must start from the cursor again, as the syntax level alone does."""
+    syntax_only = complete(CompletionEngine(model), "syntax")
+    engine = EngineWith(model, TYPED_EXPRESSION, AllowsThenRefuses)
+    completion = complete(engine, "types")
+    assert completion.relaxation_steps == ("the layers together allowed nothing: without types",)
+    assert completion.text == syntax_only.text and completion.text.strip()

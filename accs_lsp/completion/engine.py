@@ -139,11 +139,14 @@ class CompletionEngine:
         options.check()
         started = time.perf_counter()
         request = self._request(document, offset, options)
-        strict = ConstraintSet.build(options.constraints, self._layer_factories(request, options))
+        factories = self._layer_factories(request, options)
+        strict = ConstraintSet.build(options.constraints, factories)
         attempts = [("strict", strict)] + (ladder_steps(strict) if strict.constrained else [])
         deadline = time.monotonic() + options.timeout_ms / 1000 if options.timeout_ms else None
         steps: list[str] = []
         for index, (step, constraints) in enumerate(attempts):
+            if index > 0:
+                constraints = constraints.fresh(factories)
             result = self._decode(request, constraints, options, stop_event, deadline)
             text, rejections = self._chosen_text(request, constraints, result, step, options)
             why = step_down_reason(result, text, constraints)

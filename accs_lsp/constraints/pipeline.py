@@ -149,6 +149,20 @@ class ConstraintSet:
              for layer in self.layers],
         )
 
+    def fresh(self, factories: dict[str, LayerFactory]) -> "ConstraintSet":
+        """The same layers applied, each built anew: a decoding leaves its layers in the state
+        it ended in, and the next decoding (a step down the ladder, a branch) starts over."""
+        layers = []
+        for layer in self.layers:
+            if not layer.applied:
+                layers.append(layer)
+                continue
+            try:
+                layers.append(replace(layer, implementation=factories[layer.name]()))
+            except LayerUnavailable as why:
+                layers.append(replace(layer, implementation=None, skipped=str(why), failed=True))
+        return ConstraintSet(self.level, layers)
+
     def failures(self) -> list[str]:
         """Why the layers that failed to build were left out."""
         return [layer.skipped for layer in self.layers if layer.failed and layer.skipped]
