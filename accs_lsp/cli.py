@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -46,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_subparser_with(common))
 
     serve = commands.add_parser("serve", help="run the language server (stdio by default)")
-    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio (loopback only unless --allow-remote)")
+    serve.add_argument(
+        "--allow-remote", action="store_true",
+        help="let --tcp listen on an address other than loopback: anyone who reaches it can read the files sent to it",
+    )
     serve.add_argument("--stdio", action="store_true", help="use stdio (the default; accepted because clients add it)")
     serve.add_argument("--model", metavar="PATH", help="GGUF model file (default: $ACCS_MODEL, then SmolLM2)")
     serve.add_argument("--log-file", metavar="PATH", help="write the server's log here instead of stderr")
@@ -80,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     types_bench.add_argument("--max-tokens", type=positive_int, default=32)
     types_bench.add_argument("--rounds", type=positive_int, default=2, help="passes over the holes after the cold one")
     types_bench.add_argument("--model", metavar="PATH")
+    faults = benches.add_parser("faults", help="a hostile client against the real server: crashes, unanswered requests, desyncs")
+    faults.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    faults.add_argument("--quick", action="store_true", help="fewer inputs per class")
+    faults.add_argument("--classes", default=None, help="comma-separated fault classes (default: all)")
 
     evaluate = commands.add_parser(
         "eval", help="completion quality of every constraint level on the same tasks (JSON, Markdown, PNG)"
@@ -124,9 +133,9 @@ def _subparser_with(common: argparse.ArgumentParser) -> type[argparse.ArgumentPa
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     level = arguments.log_level or ("INFO" if arguments.command == "serve" else "WARNING")
-    configure_logging(level, getattr(arguments, "log_file", None))
     handlers = {"serve": run_serve, "complete": run_complete, "doctor": run_doctor, "bench": run_bench, "eval": run_eval}
     try:
+        configure_logging(level, getattr(arguments, "log_file", None))
         return handlers[arguments.command](arguments)
     except UsageError as error:
         print(f"accs-lsp: error: {error}", file=sys.stderr)
@@ -150,27 +159,57 @@ def configure_logging(level: str, log_file: str | None) -> None:
     logging.basicConfig(
         level=level,
         format=log_format,
-        **({"filename": log_file} if log_file else {"stream": sys.stderr}),
+        **({"stream": private_log_file(log_file)} if log_file else {"stream": sys.stderr}),
     )
     if level != "DEBUG":
         logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message at INFO
 
 
+def private_log_file(path: str):
+    """The log file, readable by its owner only (completions and file names go there)."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as error:
+        raise UsageError(f"cannot write the log file {path}: {error.strerror or error}") from None
+    os.fchmod(descriptor, 0o600)
+    return open(descriptor, "a", encoding="utf-8")
+
+
 def run_serve(arguments: argparse.Namespace) -> int:
     from accs_lsp.server import create_server
+    from accs_lsp.server.transport import serve_stdio, serve_tcp
 
+    if not arguments.tcp:
+        return stopped(server := create_server(model_path=arguments.model), serve_stdio(server))
+    host, _, port = arguments.tcp.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--tcp expects HOST:PORT, got {arguments.tcp!r}")
+    if not is_loopback(host):
+        if not arguments.allow_remote:
+            raise UsageError(f"--tcp {host} is not a loopback address: add --allow-remote to listen there")
+        log.warning("listening on %s, which is not loopback: anyone who can reach it can send requests and read completions", host)
     server = create_server(model_path=arguments.model)
-    if arguments.tcp:
-        host, _, port = arguments.tcp.rpartition(":")
-        if not host or not port.isdigit():
-            raise UsageError(f"--tcp expects HOST:PORT, got {arguments.tcp!r}")
-        try:
-            server.start_tcp(host, int(port))
-        except OSError as error:
-            raise UsageError(f"cannot listen on {arguments.tcp}: {error.strerror or error}") from None
-    else:
-        server.start_io()
-    return 0
+    try:
+        return stopped(server, serve_tcp(server, host.strip("[]"), int(port)))
+    except OSError as error:
+        raise UsageError(f"cannot listen on {arguments.tcp}: {error.strerror or error}") from None
+
+
+def stopped(server, status: int) -> int:
+    """The connection has ended: stop a generation in flight, so the process exits now."""
+    server.stops.stop_all()
+    return status
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_location(location: str) -> tuple[Path, int, int]:
@@ -260,6 +299,16 @@ def run_bench(arguments: argparse.Namespace) -> int:
         models, throughput = arguments.models.split(","), arguments.throughput_models.split(",")
         print(mask.run(models, throughput, FIXTURES, arguments.max_tokens, arguments.rounds))
         return 0
+    if arguments.bench == "faults":
+        from accs_lsp.bench import faults
+
+        try:
+            classes = faults.parse_classes(arguments.classes)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        text, status = faults.run(arguments.seed, arguments.quick, classes)
+        print(text)
+        return status
     from accs_lsp.bench import server
 
     if not arguments.file.is_file():

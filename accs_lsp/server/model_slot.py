@@ -1,7 +1,8 @@
 """The model behind the server: loaded in the background, replaced when its settings change.
 
-Loading and generation share one worker thread, so a llama.cpp context is never
-touched by two threads and a reload waits for the generation in progress.
+Loading, warm-up and generation share one worker thread, so a llama.cpp context is
+never touched by two threads, a reload waits for the generation in progress, and no job
+runs on a model that a later load has closed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ class ModelUnavailable(RuntimeError):
     """No model to complete with: still loading past the wait limit, or failed to load."""
 
 
+class ModelSuperseded(ModelUnavailable):
+    """A newer load replaced the engine a job was meant for; the job did not run."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """What identifies a loaded model: changing any of these reloads it."""
@@ -41,60 +46,89 @@ class ModelSpec:
 
 
 class ModelSlot:
+    """Every touch of llama.cpp (load, warm-up, generation, close) runs on one worker thread,
+    in order; `_current` is read and written only there. A load queued behind another makes
+    the earlier one superseded: it is skipped if it has not started, and a job that reaches
+    the worker for an engine that is no longer current is refused instead of running on a
+    closed model."""
+
     def __init__(self) -> None:
         self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="accs-model")
         self._engine: concurrent.futures.Future[CompletionEngine] | None = None
+        self._current: CompletionEngine | None = None
+        self._generation = 0
         self.spec: ModelSpec | None = None
-        # The type provider whose stubs and member tables the warm-up loads (constraints "types").
-        self.warm_type_provider: str | None = None
 
     @property
     def loading(self) -> bool:
         return self._engine is not None and not self._engine.done()
 
-    def load(self, spec: ModelSpec) -> concurrent.futures.Future[CompletionEngine]:
-        """Start loading `spec` on the worker thread (a no-op when it is already the current one)."""
+    def load(self, spec: ModelSpec, warm_type_provider: str | None = None) -> concurrent.futures.Future[CompletionEngine]:
+        """Queue loading `spec` and warming it up (a no-op when it is already the current one).
+        `warm_type_provider`: the type provider whose stubs and member tables to load too."""
         if self._engine is not None and spec == self.spec:
             return self._engine
-        previous = self._engine
+        self._generation += 1
         self.spec = spec
-        self._engine = self._worker.submit(self._load, spec, previous)
-        self._engine.add_done_callback(self._warm_up)
+        self._engine = self._worker.submit(self._load, spec, self._generation, warm_type_provider)
         return self._engine
 
-    def _warm_up(self, loaded: concurrent.futures.Future[CompletionEngine]) -> None:
-        """Once the model is ready, prepare the grammar layer on the worker, before any request queued after it."""
-        if not loaded.cancelled() and loaded.exception() is None:
-            self._worker.submit(loaded.result().warm_up, self.warm_type_provider)
-
-    @staticmethod
-    def _load(spec: ModelSpec, previous: concurrent.futures.Future[CompletionEngine] | None) -> CompletionEngine:
-        if previous is not None and previous.done() and previous.exception() is None:
-            previous.result().model.close()
+    def _load(self, spec: ModelSpec, generation: int, warm_type_provider: str | None) -> CompletionEngine:
+        if generation != self._generation:
+            raise ModelSuperseded("a newer model load replaced this one")
+        self._close_current()
         from accs_lsp.completion.engine import CompletionEngine  # numpy and llama.cpp load here, off the event loop
         from accs_lsp.models import LlamaModel
 
         model = LlamaModel.load(spec.path, n_ctx=spec.context_window, n_threads=spec.threads or None)
-        return CompletionEngine(model, spec.context_tokens)
+        self._current = CompletionEngine(model, spec.context_tokens)
+        if generation == self._generation:  # no newer load waits behind this one
+            self._current.warm_up(warm_type_provider)
+        return self._current
+
+    def _close_current(self) -> None:
+        if self._current is not None:
+            engine, self._current = self._current, None
+            engine.close()
+            engine.model.close()
 
     async def engine(self, wait_seconds: float) -> CompletionEngine:
-        """The loaded engine, waiting up to `wait_seconds` for a load in progress."""
-        if self._engine is None:
-            raise ModelUnavailable("no model has been loaded")
-        try:
-            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self._engine)), wait_seconds)
-        except asyncio.TimeoutError:
-            raise ModelUnavailable(f"the model is still loading after {wait_seconds:.0f} s") from None
-        except Exception as error:  # the load failed: its message names the path
-            raise ModelUnavailable(str(error)) from None
+        """The newest engine, waiting up to `wait_seconds` for loads in progress."""
+        deadline = asyncio.get_running_loop().time() + wait_seconds
+        while True:
+            pending = self._engine
+            if pending is None:
+                raise ModelUnavailable("no model has been loaded")
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                engine = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(pending)), max(remaining, 0))
+            except asyncio.TimeoutError:
+                raise ModelUnavailable(f"the model is still loading after {wait_seconds:.0f} s") from None
+            except ModelSuperseded:
+                continue
+            except Exception as error:  # the load failed: its message names the path
+                if pending is not self._engine:
+                    continue
+                raise ModelUnavailable(str(error)) from None
+            if pending is self._engine:
+                return engine
 
     async def run(self, job: Callable[[CompletionEngine], T], engine: CompletionEngine) -> T:
-        """Run `job` on the model's thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._worker, job, engine)
+        """Run `job` on the model's thread, unless `engine` was replaced before its turn came."""
+
+        def guarded() -> T:
+            if engine is not self._current:
+                raise ModelSuperseded("the model was reloaded while this request waited")
+            return job(engine)
+
+        return await asyncio.get_running_loop().run_in_executor(self._worker, guarded)
 
     def shutdown(self) -> None:
-        self._worker.shutdown(wait=False, cancel_futures=True)
+        """Drop the queued jobs, wait for the running one, and close the engine (its
+        basedpyright process too). Blocks: call it off the event loop."""
+        self._generation += 1
+        self._worker.shutdown(wait=True, cancel_futures=True)
+        self._close_current()
 
 
 class StopEvents:
@@ -110,6 +144,11 @@ class StopEvents:
         event = threading.Event()
         self._events.setdefault(key, []).append(event)
         return event
+
+    def stop_all(self) -> None:
+        for events in self._events.values():
+            for event in events:
+                event.set()
 
     def finish(self, key: str, event: threading.Event) -> None:
         events = self._events.get(key, [])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import inspect
 import logging
 import re
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -21,16 +22,24 @@ from accs_lsp.completion import Completion, CompletionOptions
 from accs_lsp.documents import DocumentStore, PositionError, Snapshot, TextChange
 from accs_lsp.errors import one_line
 from accs_lsp.models import ModelLoadError
-from accs_lsp.server.model_slot import ModelSlot, ModelSpec, ModelUnavailable, StopEvents
+from accs_lsp.server.memory import release_freed_memory
+from accs_lsp.server.model_slot import ModelSlot, ModelSpec, ModelSuperseded, ModelUnavailable, StopEvents
+from accs_lsp.server.transport import AccsProtocol
 from accs_lsp.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
 STATUS_NOTIFICATION = "accs/status"
+DOCUMENT_STATE_REQUEST = "accs/documentState"
 FEEDBACK_COMMAND = "accs.feedback"
 SETTINGS_SECTION = "accs"
 IDENTIFIER_TAIL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 REMEMBERED_COMPLETIONS = 256
+REMEMBERED_FEEDBACK = 1024
+MAX_FEEDBACK_ARGUMENTS = 32
+MAX_COMPLETION_ID_LENGTH = 64
+# Closing a document at least this large hands the freed memory back to the system.
+LARGE_DOCUMENT_CHARACTERS = 1 << 20
 
 
 class RequestFailed(JsonRpcException):
@@ -83,14 +92,14 @@ class Served:
 
 class AccsLanguageServer(LanguageServer):
     def __init__(self, model_path: str | None = None) -> None:
-        super().__init__("accs-lsp", __version__)
+        super().__init__("accs-lsp", __version__, protocol_cls=AccsProtocol)
         self.model_path_override = model_path
         self.settings = Settings()
         self.documents = DocumentStore()
         self.model = ModelSlot()
         self.stops = StopEvents()
         self.served: OrderedDict[str, Served] = OrderedDict()
-        self.feedback: list[dict[str, Any]] = []
+        self.feedback: deque[dict[str, Any]] = deque(maxlen=REMEMBERED_FEEDBACK)
         self.warned: set[str] = set()
 
     # -- status and settings ------------------------------------------------------------
@@ -139,12 +148,14 @@ class AccsLanguageServer(LanguageServer):
         if spec == self.model.spec:
             return
         # Start loading before anything is awaited: a request arriving now must find the load under way.
-        self.model.warm_type_provider = self.settings.type_provider if self.settings.constraints == "types" else None
-        loading = self.model.load(spec)
+        warm_type_provider = self.settings.type_provider if self.settings.constraints == "types" else None
+        loading = self.model.load(spec, warm_type_provider)
         self.notify_status("loading", f"loading {spec.path}")
         progress = await self.begin_progress(f"Loading {spec.path.rsplit('/', 1)[-1]}")
         try:
             engine = await asyncio.wrap_future(loading)
+        except ModelSuperseded:
+            return  # the newer load reports for itself
         except ModelLoadError as error:
             self.report_model_error(str(error))
             return
@@ -220,18 +231,23 @@ class AccsLanguageServer(LanguageServer):
         except asyncio.CancelledError:
             stop.set()  # the generation ends at its next token; its log line says so
             raise
+        except ModelSuperseded:
+            return None
         except Exception as error:
             log.error("generation failed", exc_info=error)
             raise RequestFailed(f"accs-lsp: generation failed: {one_line(error, with_type=True)}") from None
         self.warn_user_once(engine.type_provider_fallback)
         if completion.stop_reason == "cancelled":
             return None
-        if uri not in self.documents or self.documents.get(uri).version != snapshot.version:
+        if not self.documents.is_current(snapshot):
             log.debug("dropped a completion computed for version %s of %s", snapshot.version, uri)
             return None
         return self.remember(uri, completion), snapshot, offset
 
     def log_completion(self, kind: str, job: "asyncio.Future[Completion]") -> None:
+        if not job.cancelled() and isinstance(job.exception(), ModelSuperseded):
+            log.debug("%s completion not run: %s", kind, job.exception())
+            return
         if job.cancelled() or job.exception() is not None:
             log.error("%s completion failed: %r", kind, None if job.cancelled() else job.exception())
             return
@@ -253,18 +269,27 @@ class AccsLanguageServer(LanguageServer):
         return served
 
     def record_feedback(self, arguments: list[Any]) -> None:
+        if len(arguments) > MAX_FEEDBACK_ARGUMENTS:
+            raise JsonRpcInvalidParams(f"{FEEDBACK_COMMAND} takes at most {MAX_FEEDBACK_ARGUMENTS} entries, got {len(arguments)}")
         for argument in arguments:
-            if not isinstance(argument, dict) or "completionId" not in argument:
-                raise JsonRpcInvalidParams(f"{FEEDBACK_COMMAND} expects {{completionId, accepted}}, got {argument!r}")
-            served = self.served.get(str(argument["completionId"]))
+            completion_id = argument.get("completionId") if isinstance(argument, dict) else None
+            if not isinstance(completion_id, str) or len(completion_id) > MAX_COMPLETION_ID_LENGTH:
+                raise JsonRpcInvalidParams(f"{FEEDBACK_COMMAND} expects {{completionId: string, accepted: boolean}}, got {one_line_repr(argument)}")
+            served = self.served.get(completion_id)
             entry = {
-                "completionId": argument["completionId"],
+                "completionId": completion_id,
                 "accepted": bool(argument.get("accepted", True)),
                 "known": served is not None,
                 "text": served.completion.text if served else None,
             }
             self.feedback.append(entry)
-            log.info("feedback: %s", entry)
+            log.info("feedback: %s %s", completion_id, "accepted" if entry["accepted"] else "dismissed")
+            log.debug("feedback text: %r", entry["text"])
+
+
+def one_line_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def feedback_command(served: Served, accepted: bool = True) -> types.Command:
@@ -391,7 +416,11 @@ def create_server(model_path: str | None = None) -> AccsLanguageServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     @answering_errors
     def did_close(ls: AccsLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
-        ls.documents.close(params.text_document.uri)
+        uri = params.text_document.uri
+        large = uri in ls.documents and len(ls.documents.get(uri).text) >= LARGE_DOCUMENT_CHARACTERS
+        ls.documents.close(uri)
+        if large:
+            release_freed_memory()
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     @answering_errors
@@ -413,6 +442,24 @@ def create_server(model_path: str | None = None) -> AccsLanguageServer:
         served, snapshot, offset = result
         return completion_items(served, snapshot, offset, params.position)
 
+    @server.feature(DOCUMENT_STATE_REQUEST)
+    @answering_errors
+    def document_state(ls: AccsLanguageServer, params: Any) -> dict[str, Any]:
+        """What the server holds of a document, for a client to check that it is in sync."""
+        uri = params.get("textDocument", {}).get("uri") if isinstance(params, dict) else None
+        if not isinstance(uri, str):
+            raise JsonRpcInvalidParams(f"{DOCUMENT_STATE_REQUEST} expects {{textDocument: {{uri}}}}")
+        if uri not in ls.documents:
+            return {"uri": uri, "open": False}
+        document = ls.documents.get(uri)
+        return {
+            "uri": uri,
+            "open": True,
+            "version": document.version,
+            "lineCount": document.lines.line_count,
+            "sha256": hashlib.sha256(document.text.encode("utf-8")).hexdigest(),
+        }
+
     @server.command(FEEDBACK_COMMAND)
     @answering_errors
     def feedback(ls: AccsLanguageServer, *arguments: Any) -> None:
@@ -420,7 +467,8 @@ def create_server(model_path: str | None = None) -> AccsLanguageServer:
 
     @server.feature(types.SHUTDOWN)
     @answering_errors
-    def shutdown(ls: AccsLanguageServer, *args: Any) -> None:
-        ls.model.shutdown()
+    async def shutdown(ls: AccsLanguageServer, *args: Any) -> None:
+        ls.stops.stop_all()
+        await asyncio.get_running_loop().run_in_executor(None, ls.model.shutdown)
 
     return server
