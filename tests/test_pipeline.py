@@ -197,3 +197,34 @@ def test_a_step_down_starts_its_layers_afresh(model) -> None:
     completion = complete(engine, "types")
     assert completion.relaxation_steps == ("the layers together allowed nothing: without types",)
     assert completion.text == syntax_only.text and completion.text.strip()
+
+
+def test_a_branch_replays_the_decoding_up_to_its_step_and_chooses_another_token(model, engine_grammars) -> None:
+    from accs_lsp.completion.engine import least_certain_branches
+
+    prompt = PromptBuilder(model, 256).build(SOURCE, "")
+
+    def grammar():
+        matcher = engine_grammars.matcher(python_grammar(indent="    ", mode="line"))
+        syntax = SyntaxConstraint(matcher, engine_grammars.tokenizer.vocab_size, (), overlap=False)
+        syntax.consume_prefix(model.tokenize("return "))
+        return syntax
+
+    greedy = Generator(model).run(prompt, max_tokens=8, stop_rule=LineStop(), constraint=grammar(), record_steps=True)
+    assert len(greedy.steps) >= 2 and len(greedy.token_ids) == greedy.tokens
+    (branch,) = least_certain_branches(greedy, 1)
+    assert min(step.margin for step in greedy.steps) == next(s.margin for s in greedy.steps if s.token == branch.banned)
+    other = Generator(model).run(prompt, max_tokens=8, stop_rule=LineStop(), constraint=grammar(), branch=branch)
+    position = len(branch.tokens)
+    assert other.token_ids[:position] == greedy.token_ids[:position]
+    assert other.token_ids[position] != greedy.token_ids[position] == branch.banned
+    assert other.text != greedy.text and other.log_likelihood < 0
+
+
+def test_alternatives_are_decoded_and_the_greedy_candidate_still_wins_without_checks(model) -> None:
+    engine = CompletionEngine(model)
+    document = Document("file:///area.py", SOURCE)
+    greedy = engine.complete(document.snapshot(), len(SOURCE), CompletionOptions(max_tokens=12, timeout_ms=None))
+    widened = engine.complete(document.snapshot(), len(SOURCE), CompletionOptions(max_tokens=12, timeout_ms=None, alternatives=2))
+    assert greedy.branches == 0 and widened.branches == 2
+    assert widened.text == greedy.text

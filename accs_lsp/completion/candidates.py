@@ -1,9 +1,13 @@
 """The candidate stage: which of the texts a request decoded is returned.
 
 Candidates come from each decoding the request ran (the strict constraint set, then
-each step down the ladder): the generated text cut at every point where the hard
-layers saw a complete construct followed by the rest of the statement (at line ends
-where no grammar was applied). One ordered choice picks among them:
+each step down the ladder) and from its branches (decodings that replay it up to one of
+the model's least certain choices and take another token there: as many as the
+request's `alternatives`, and a few where a decoding found nothing to return): the
+generated text cut at every point where the hard layers saw a complete construct
+followed by the rest of the statement (at line ends where no grammar was applied), or,
+where there was no such point, what closes the constructs left open. One ordered choice
+picks among them:
 
 1. cut at a complete point (by construction);
 2. fits the code after the cursor: it does not end inside a comment or string that
@@ -11,9 +15,10 @@ where no grammar was applied). One ordered choice picks among them:
 3. parses when spliced into the buffer (where the buffer parsed before, a candidate
    that breaks it is never returned; where it did not, one that repairs it is preferred);
 4. passes the candidate checks (the semantic layer's examples);
-5. the model's likelihood: an earlier decoding (stricter) before a later one, and within
-   one decoding the point where the model rejoined the code after the cursor, then the
-   longest cut (the model chose to go on past the shorter ones).
+5. the model's likelihood: an earlier decoding (stricter, or the greedy one before its
+   branches) before a later one, and within one decoding the point where the model
+   rejoined the code after the cursor, then the longest cut (the model chose to go on
+   past the shorter ones).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from accs_lsp.constraints.protocol import TokenConstraint
 from accs_lsp.constraints.syntax import SyntaxConstraint, brackets_may_span_lines, syntax_constraint
 from accs_lsp.constraints.types import TypeLayerPlan, member_constraint, plan_type_layer, typed_constraint
 from accs_lsp.decoding import Generator, PromptBuilder, stop_rule_for
-from accs_lsp.decoding.generator import GenerationResult, Sampler, StopReason
+from accs_lsp.decoding.generator import Branch, GenerationResult, Sampler, StopReason
 from accs_lsp.decoding.prompt import Prompt
 from accs_lsp.documents import Snapshot
 from accs_lsp.models import LlamaModel
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 WORD = re.compile(r"[^\W_]+")  # a name's parts between underscores count as words
 # Grammar checks spent looking for a closing candidate (each tokenizes and matches a line).
 MAX_CLOSING_CHECKS = 48
+# Branches decoded where a constrained decoding found nothing to return, before stepping down.
+RESCUE_BRANCHES = 2
 
 # A hole whose inhabitation search visits the commonest builtin types (their member tables
 # are cached for the session).
@@ -144,11 +146,13 @@ class CompletionEngine:
         attempts = [("strict", strict)] + (ladder_steps(strict) if strict.constrained else [])
         deadline = time.monotonic() + options.timeout_ms / 1000 if options.timeout_ms else None
         steps: list[str] = []
+        branches = 0
         for index, (step, constraints) in enumerate(attempts):
             if index > 0:
                 constraints = constraints.fresh(factories)
             result = self._decode(request, constraints, options, stop_event, deadline)
-            text, rejections = self._chosen_text(request, constraints, result, step, options)
+            text, rejections, branched = self._chosen_text(request, constraints, factories, result, step, options, stop_event, deadline)
+            branches += branched
             why = step_down_reason(result, text, constraints)
             if why is None or index == len(attempts) - 1:
                 break
@@ -172,6 +176,7 @@ class CompletionEngine:
             relaxation_steps=tuple(steps),
             layers=tuple(constraints.to_json()),
             parser_rejections=rejections,
+            branches=branches,
             constraint_ms=round(result.constraint_seconds * 1000, 2),
             decode_ms=round(result.decode_seconds * 1000, 2),
             constrained_steps=result.constrained_steps,
@@ -264,6 +269,7 @@ class CompletionEngine:
         options: CompletionOptions,
         stop_event: threading.Event | None,
         deadline: float | None,
+        branch: Branch | None = None,
     ) -> GenerationResult:
         return Generator(self.model, Sampler(options.temperature), self.measure_invasiveness).run(
             request.prompt,
@@ -273,15 +279,48 @@ class CompletionEngine:
             deadline=deadline,
             constraint=constraints.hard,
             biases=constraints.soft,
+            branch=branch,
+            record_steps=constraints.constrained,
         )
 
     def _chosen_text(
-        self, request: "Request", constraints: ConstraintSet, result: GenerationResult, step: str, options: CompletionOptions
-    ) -> tuple[str, int]:
-        """The candidate stage's choice among the cuts of one decoding (none: the text as it is)."""
+        self,
+        request: "Request",
+        constraints: ConstraintSet,
+        factories: dict[str, LayerFactory],
+        result: GenerationResult,
+        step: str,
+        options: CompletionOptions,
+        stop_event: threading.Event | None,
+        deadline: float | None,
+    ) -> tuple[str, int, int]:
+        """The candidate stage's choice among the cuts of one decoding and of its branches
+        (none: the text as it is): the text, the candidates refused by the parse check, and
+        the branches decoded. Branches start at the model's least certain choices: as many
+        as `options.alternatives` asks, and a few more where the decoding gave nothing."""
         context, suffix = request.context, request.document.text[request.offset :]
         if options.constraints == "none":
-            return tidy(result.text, context, request.mode, suffix), 0
+            return tidy(result.text, context, request.mode, suffix), 0, 0
+        candidates = self._candidates(request, constraints, result, step)
+        text, rejections = self._choice(request, constraints, candidates)
+        wanted = options.alternatives if text else max(options.alternatives, RESCUE_BRANCHES)
+        if not constraints.constrained or wanted == 0:
+            return text, rejections, 0
+        decoded = 0
+        for number, branch in enumerate(least_certain_branches(result, wanted), 1):
+            if stop_event is not None and stop_event.is_set() or deadline is not None and time.monotonic() > deadline:
+                break
+            fresh = constraints.fresh(factories)
+            branched = self._decode(request, fresh, options, stop_event, deadline, branch)
+            candidates += self._candidates(request, fresh, branched, f"{step}, branch {number}")
+            decoded += 1
+        text, rejections = self._choice(request, constraints, candidates)
+        return text, rejections, decoded
+
+    def _candidates(self, request: "Request", constraints: ConstraintSet, result: GenerationResult, step: str) -> list[Candidate]:
+        """The texts one decoding offers: its cuts at complete points, in the model's order
+        (or what closes the constructs left open when it found none)."""
+        context, suffix = request.context, request.document.text[request.offset :]
         cuts = cut_points(result, constraints.constrained, context.line_suffix)
         rejoined = self._rejoined_cut(request, result, constraints)
         if rejoined is not None and rejoined not in dict(cuts):
@@ -293,12 +332,15 @@ class CompletionEngine:
         closing = self._closing_candidate(request, constraints, result.text) if not cuts else None
         if closing is not None:
             candidates.append(Candidate(closing, step, len(candidates)))
-        candidates.append(Candidate("", step, len(candidates)))
+        return candidates
+
+    def _choice(self, request: "Request", constraints: ConstraintSet, candidates: list[Candidate]) -> tuple[str, int]:
+        """The candidate stage's choice, with nothing as the last resort."""
+        everything = [*candidates, Candidate("", "none", len(candidates))]
         choice = choose(
-            request.document.text, request.offset, candidates, constraints.checks, bool(context.line_suffix.strip())
+            request.document.text, request.offset, everything, constraints.checks, bool(request.context.line_suffix.strip())
         )
         return (choice.candidate.text if choice.candidate else ""), choice.rejected
-
 
     def _closing_candidate(self, request: "Request", constraints: ConstraintSet, generated: str) -> str | None:
         """Where the decoding found no complete point (the model went on inside a string, a
@@ -418,6 +460,12 @@ def suffix_join(lengths: list[int], text: str, line_suffix: str, sample: int = 4
         if length and text[length:].lstrip(" \t").startswith(rest):
             return length
     return None
+
+
+def least_certain_branches(result: GenerationResult, count: int) -> list[Branch]:
+    """Branches from the `count` choices the model was least sure of, least sure first."""
+    steps = sorted(result.steps, key=lambda step: step.margin)[:count]
+    return [Branch(result.token_ids[: step.position], step.token, step.log_likelihood) for step in steps]
 
 
 def word_boundaries(text: str) -> list[int]:

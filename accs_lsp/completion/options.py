@@ -9,6 +9,7 @@ from accs_lsp.settings import CONSTRAINT_LEVELS, MODES, TYPE_PROVIDERS
 
 # Constraint levels whose layers exist; the others are refused with a clear message.
 AVAILABLE_CONSTRAINT_LEVELS = ("none", "syntax", "types")
+MAX_ALTERNATIVES = 8
 
 
 class InvalidRequest(ValueError):
@@ -27,6 +28,9 @@ class CompletionOptions:
     timeout_ms: int | None = 3000
     temperature: float = 0.0
     type_provider: str = "jedi"
+    # Decodings beyond the greedy one, each from one of the model's least certain choices,
+    # for the candidate stage to choose among (the semantic layer's examples pick from them).
+    alternatives: int = 0
 
     def check(self) -> None:
         if self.constraints not in CONSTRAINT_LEVELS:
@@ -42,6 +46,8 @@ class CompletionOptions:
             raise InvalidRequest(f"unknown type provider {self.type_provider!r} (expected one of {', '.join(TYPE_PROVIDERS)})")
         if self.max_tokens <= 0:
             raise InvalidRequest("max_tokens must be positive")
+        if not 0 <= self.alternatives <= MAX_ALTERNATIVES:
+            raise InvalidRequest(f"alternatives must be between 0 and {MAX_ALTERNATIVES}")
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,8 @@ class Completion:
     relaxed: str | None = None
     # Grammar-complete cut points that the parser check of the spliced buffer refused.
     parser_rejections: int = 0
+    # Decodings branched from the greedy one's least certain choices.
+    branches: int = 0
     # Time the constraint layers took on the decoding loop's critical path.
     constraint_ms: float = 0.0
     # Time of the decoding loop (after the prompt's prefill).

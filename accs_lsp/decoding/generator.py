@@ -59,10 +59,36 @@ class GenerationResult:
     constrained_steps: int = 0
     top_token_removed: int = 0
     removed_mass: float = 0.0
+    # The token ids chosen (forced ones included), and with `record_steps`, each free
+    # choice: where it was made and how sure the model was (for branches).
+    token_ids: tuple[int, ...] = ()
+    steps: tuple["Step", ...] = ()
 
     @property
     def tokens_per_second(self) -> float:
         return self.forwarded_tokens / self.decode_seconds if self.decode_seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One free choice of a decoding: made after `position` tokens, the model's margin
+    between its two favourite tokens (in logits, before any mask), the token chosen, and
+    the log-likelihood of the tokens before it."""
+
+    position: int
+    margin: float
+    token: int
+    log_likelihood: float
+
+
+@dataclass(frozen=True)
+class Branch:
+    """Decode again from a step of an earlier decoding: its first `tokens` (fed through the
+    constraint as they were), then anything but `banned` at the next choice."""
+
+    tokens: tuple[int, ...]
+    banned: int
+    log_likelihood: float
 
 
 class Sampler:
@@ -116,18 +142,28 @@ class Generator:
         deadline: float | None = None,
         constraint: TokenConstraint | None = None,
         biases: Sequence[SoftBias] = (),
+        branch: Branch | None = None,
+        record_steps: bool = False,
     ) -> GenerationResult:
-        """`biases` (soft layers) are added to the logits before every choice, greedy included."""
-        prefill = self.model.prefill(prompt.tokens)
+        """`biases` (soft layers) are added to the logits before every choice, greedy included.
+        `branch`: start from a step of an earlier decoding with another token there.
+        `record_steps`: keep each free choice's margin (what branches start from)."""
+        replayed = list(branch.tokens) if branch is not None else []
+        prefill = self.model.prefill(list(prompt.tokens) + replayed)
         started = time.perf_counter()
         output = _Output(prompt.healed_text)
         complete_lengths: list[int] = []
         complete_log_likelihoods: list[float] = []
-        log_likelihood = 0.0
+        log_likelihood = branch.log_likelihood if branch is not None else 0.0
         invasiveness = Invasiveness()
         constraint_time = 0.0
         reason = StopReason.MAX_TOKENS
-        generated = 0
+        chosen_ids: list[int] = []
+        steps: list[Step] = []
+        if replayed and not self._replay(replayed, output, constraint, chosen_ids):
+            max_tokens = 0
+            reason = StopReason.CONSTRAINT_FAILED
+        generated = len(replayed)
         forwarded = 0
         while generated < max_tokens:
             if stop_event is not None and stop_event.is_set():
@@ -140,6 +176,9 @@ class Generator:
             for bias in biases:
                 bias.apply(logits, output.visible)
             normaliser = log_sum_exp(logits)  # before any mask: the model's own distribution
+            margin = top_margin(logits) if record_steps and not output.pending_healing else None
+            if branch is not None and generated == len(replayed):
+                logits[branch.banned] = -np.inf
             if constraint is None:
                 tokens = self._next_tokens(logits, output)
                 if len(tokens) == 1 and self.model.is_end_of_generation(tokens[0]):
@@ -160,8 +199,11 @@ class Generator:
                     reason = chosen
                     break
                 tokens = chosen
+            if margin is not None:
+                steps.append(Step(len(chosen_ids), margin, tokens[0], log_likelihood))
             log_likelihood += float(logits[tokens[0]]) - normaliser  # the tokens after it were forced
             generated += len(tokens)
+            chosen_ids.extend(tokens)
             for token in tokens:
                 output.add(self.model.token_bytes(token))
             if constraint is not None and not output.pending_healing:
@@ -200,7 +242,19 @@ class Generator:
             constrained_steps=invasiveness.steps,
             top_token_removed=invasiveness.top_token_removed,
             removed_mass=invasiveness.removed_mass,
+            token_ids=tuple(chosen_ids),
+            steps=tuple(steps),
         )
+
+    def _replay(self, tokens: list[int], output: "_Output", constraint: TokenConstraint | None, chosen_ids: list[int]) -> bool:
+        """Feed a branch's first tokens to the constraint and the output; False when the
+        constraint no longer takes them."""
+        for token in tokens:
+            if constraint is not None and not constraint.try_accept(token):
+                return False
+            output.add(self.model.token_bytes(token))
+            chosen_ids.append(token)
+        return True
 
     def _constrained_step(
         self, logits: np.ndarray, output: "_Output", constraint: TokenConstraint
@@ -280,6 +334,12 @@ def clamp_to_cut(
     if any(length > cut and not uncut[cut:length].strip() for length in lengths) and cut not in dict(kept):
         kept.append((cut, likelihood))
     return [length for length, _ in kept], [value for _, value in kept]
+
+
+def top_margin(logits: np.ndarray) -> float:
+    """How much the model prefers its favourite token to the next one (in logits)."""
+    second, first = np.partition(logits, len(logits) - 2)[-2:]
+    return float(first - second)
 
 
 def log_sum_exp(logits: np.ndarray) -> float:
