@@ -188,6 +188,8 @@ FRAMES: dict[str, tuple[bytes, list[tuple[Any, int | None]]]] = {
     # delimited but broken bodies: ParseError with id null
     "content-length-too-short": (b"Content-Length: %d\r\n\r\n%s" % (LENGTH - 5, PING_BODY), NULL_PARSE_ERROR),
     "content-length-too-long": (b"Content-Length: %d\r\n\r\n%s" % (LENGTH + 40, PING_BODY), NULL_PARSE_ERROR),
+    # too long by a few bytes: the body ends inside the next frame's "Content-Length"
+    "content-length-nine-too-long": (b"Content-Length: %d\r\n\r\n%s" % (LENGTH + 9, PING_BODY), NULL_PARSE_ERROR),
     "body-not-json": (b"Content-Length: 9\r\n\r\n{not json", NULL_PARSE_ERROR),
     "body-not-utf8": (b"Content-Length: 4\r\n\r\n\xff\xfe\xfd\xfc", NULL_PARSE_ERROR),
     "body-nested-too-deep": (b"Content-Length: 100000\r\n\r\n" + b"[" * 100000, NULL_PARSE_ERROR),

@@ -151,6 +151,11 @@ class FrameReader:
                 message = f"the frame declared {length} bytes but the next header began after {header.start()}"
                 log.warning("%s; resynchronised on it", message)
                 return Frame(b"", error=message)
+        cut = header_begun_at_end(body)
+        if cut is not None:  # it ran a few bytes into the next frame's `Content-Length`
+            self._buffer[:0] = body[cut:]
+            log.warning("the frame declared %d bytes but the next header began after %d; resynchronised on it", length, cut)
+            return Frame(b"", error=f"the frame declared {length} bytes but the next header began after {cut}")
         return Frame(bytes(body))
 
     async def _read_line(self) -> tuple[bytes, int]:
@@ -191,6 +196,19 @@ class FrameReader:
             return False
         self._buffer += data
         return True
+
+
+HEADER_NAME = b"content-length:"
+
+
+def header_begun_at_end(body: bytes) -> int | None:
+    """Where the body ends with the start of a `Content-Length:` header. No JSON text ends
+    in a letter "c" word that is not a literal, so such an end is the next frame's header."""
+    tail = body[-len(HEADER_NAME) :].lower()
+    for size in range(len(tail), 0, -1):
+        if HEADER_NAME.startswith(tail[-size:]):
+            return len(body) - size
+    return None
 
 
 def checked_length(digits: bytes) -> int | None:
