@@ -79,3 +79,41 @@ def test_completion_at_the_top_of_an_empty_file(model):
 def test_unavailable_constraint_level_is_refused(model):
     with pytest.raises(ConstraintLevelUnavailable, match="not available yet"):
         complete(model, FUNCTION + "|", constraints="full")
+
+
+REPEATING = (
+    "def totals(rows: list[list[int]]) -> list[int]:\n"
+    "    result = []\n"
+    "    for row in rows:\n"
+    "        subtotal = 0\n"
+    "        for value in row:\n"
+    "            subtotal += value\n"
+    "        result.append(subtotal)\n"
+    "    return result\n\n\n"
+    "def maxima(rows: list[list[int]]) -> list[int]:\n"
+    "    result = []\n"
+    "    for row in rows:\n"
+)
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_speculation_changes_nothing_but_the_forward_passes(model, constrained):
+    """Drafts from the buffer are verified by the same choices: the greedy output is the
+    plain loop's, token for token, and some draft tokens were taken."""
+    from accs_lsp.decoding.stopping import BlockStop
+
+    engine = CompletionEngine(model)
+
+    def run(speculate: bool):
+        constraint = None
+        if constrained:
+            document = Document("file:///t.py", REPEATING)
+            request = engine._request(document.snapshot(), len(REPEATING), CompletionOptions(mode="block"))
+            constraint = engine._grammar_layer(request)
+        model.forget()  # the same KV cache start for both
+        prompt = PromptBuilder(model, 512).build(REPEATING, "")
+        return Generator(model).run(prompt, max_tokens=32, stop_rule=BlockStop("    "), constraint=constraint, speculate=speculate)
+
+    plain, speculative = run(False), run(True)
+    assert speculative.token_ids == plain.token_ids and speculative.text == plain.text
+    assert speculative.drafted_tokens > 0 and speculative.accepted_draft_tokens > 0

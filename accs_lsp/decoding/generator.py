@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from accs_lsp.constraints.protocol import ConstraintFailed, SoftBias, TokenConstraint
+from accs_lsp.decoding.speculation import Lookahead, PromptLookup
 from accs_lsp.decoding.prompt import Prompt
 from accs_lsp.decoding.stopping import StopRule
 from accs_lsp.models import LlamaModel
@@ -63,6 +64,9 @@ class GenerationResult:
     # choice: where it was made and how sure the model was (for branches).
     token_ids: tuple[int, ...] = ()
     steps: tuple["Step", ...] = ()
+    # With `speculate`: draft tokens run through the model, and those the loop then chose.
+    drafted_tokens: int = 0
+    accepted_draft_tokens: int = 0
 
     @property
     def tokens_per_second(self) -> float:
@@ -144,10 +148,13 @@ class Generator:
         biases: Sequence[SoftBias] = (),
         branch: Branch | None = None,
         record_steps: bool = False,
+        speculate: bool = False,
     ) -> GenerationResult:
         """`biases` (soft layers) are added to the logits before every choice, greedy included.
         `branch`: start from a step of an earlier decoding with another token there.
-        `record_steps`: keep each free choice's margin (what branches start from)."""
+        `record_steps`: keep each free choice's margin (what branches start from).
+        `speculate`: draft from the prompt and verify in batches (greedy decoding only; see
+        decoding.speculation)."""
         replayed = list(branch.tokens) if branch is not None else []
         prefill = self.model.prefill(list(prompt.tokens) + replayed)
         started = time.perf_counter()
@@ -165,6 +172,9 @@ class Generator:
             reason = StopReason.CONSTRAINT_FAILED
         generated = len(replayed)
         forwarded = 0
+        drafter = PromptLookup(list(prompt.tokens) + replayed) if speculate and self.sampler.is_greedy else None
+        lookahead: Lookahead | None = None
+        drafted = accepted = 0
         while generated < max_tokens:
             if stop_event is not None and stop_event.is_set():
                 reason = StopReason.CANCELLED
@@ -172,7 +182,7 @@ class Generator:
             if deadline is not None and time.monotonic() > deadline:
                 reason = StopReason.TIMEOUT
                 break
-            logits = self.model.logits()
+            logits = lookahead.next_logits() if lookahead is not None else self.model.logits()
             for bias in biases:
                 bias.apply(logits, output.visible)
             normaliser = log_sum_exp(logits)  # before any mask: the model's own distribution
@@ -224,8 +234,25 @@ class Generator:
                 break
             if constraint is not None:
                 constraint.start_next_mask()  # computed while the forward pass runs
-            self.model.advance(tokens)
+            if drafter is not None:
+                drafter.extend(tokens)
+            if lookahead is not None and lookahead.take(tokens):
+                accepted += len(tokens)
+                forwarded += len(tokens)
+                continue  # the draft already ran these tokens through the model
+            if lookahead is not None:
+                self.model.truncate(lookahead.verified_end)
+                drafter.taken(len(lookahead.draft), lookahead.used)
+                lookahead = None
+            draft = self._fitting_draft(drafter, len(prompt.tokens) + generated + len(tokens)) if drafter is not None else []
+            if draft:
+                lookahead = self._run_draft(tokens, draft)
+                drafted += len(draft)
+            else:
+                self.model.advance(tokens)
             forwarded += len(tokens)
+        if lookahead is not None:
+            self.model.truncate(lookahead.verified_end)
         return GenerationResult(
             text=output.visible,
             tokens=generated,
@@ -244,7 +271,21 @@ class Generator:
             removed_mass=invasiveness.removed_mass,
             token_ids=tuple(chosen_ids),
             steps=tuple(steps),
+            drafted_tokens=drafted,
+            accepted_draft_tokens=accepted,
         )
+
+    def _fitting_draft(self, drafter: PromptLookup, used: int) -> list[int]:
+        """The drafter's proposal, cut to what the context window has room for."""
+        room = self.model.n_ctx - used - 2
+        return drafter.propose()[: max(room, 0)]
+
+    def _run_draft(self, tokens: list[int], draft: list[int]) -> Lookahead:
+        """One forward pass over the step's tokens and the draft, keeping the logits after
+        the step's last token and after each draft token."""
+        start = self.model.position
+        rows = self.model.advance_scored(tokens + draft, range(len(tokens) - 1, len(tokens) + len(draft)))
+        return Lookahead(draft, rows, start + len(tokens))
 
     def _replay(self, tokens: list[int], output: "_Output", constraint: TokenConstraint | None, chosen_ids: list[int]) -> bool:
         """Feed a branch's first tokens to the constraint and the output; False when the

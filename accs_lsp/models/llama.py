@@ -191,6 +191,38 @@ class LlamaModel:
             raise ValueError("context window is full")
         self._llm.eval(list(tokens))
 
+    def advance_scored(self, tokens: Sequence[int], rows: Sequence[int]) -> list[np.ndarray]:
+        """Append tokens in one forward pass and return copies of the next-token logits after
+        each of the positions `rows` (indexes into `tokens`): what verifying a draft needs."""
+        llm = self._llm
+        count = len(tokens)
+        if not 0 < count <= llm.n_batch or llm.n_tokens + count >= self.n_ctx:
+            raise ValueError("draft does not fit the batch or the context window")
+        import llama_cpp
+
+        llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens, -1)
+        start = llm.n_tokens
+        llm._batch.set_batch(batch=list(tokens), n_past=start, logits_all=True)
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[start : start + count] = tokens
+        llm.n_tokens += count
+        return [
+            np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, row), shape=(self.n_vocab,)).copy()
+            for row in rows
+        ]
+
+    @property
+    def position(self) -> int:
+        """How many tokens the KV cache holds."""
+        return int(self._llm.n_tokens)
+
+    def truncate(self, length: int) -> None:
+        """Forget the tokens after the first `length` (a draft that was not verified); the next
+        forward pass overwrites their KV entries."""
+        if not 0 < length <= self._llm.n_tokens:
+            raise ValueError(f"cannot truncate {self._llm.n_tokens} tokens to {length}")
+        self._llm.n_tokens = length
+
     def logits(self) -> np.ndarray:
         """The next-token logits as a writable view into llama.cpp's buffer (no copy)."""
         import llama_cpp
