@@ -18,6 +18,7 @@ from typing import Sequence
 from accs_lsp import __version__
 from accs_lsp.errors import one_line
 from accs_lsp.eval.tasks import TASK_KINDS
+from accs_lsp.models.remote import API_KEY_ENV_VAR, ENGINE_ENV_VAR, ENGINE_KINDS, ENGINE_MODES
 from accs_lsp.settings import CONSTRAINT_LEVELS, MODES, TYPE_PROVIDERS
 
 EXIT_INTERNAL_ERROR = 1
@@ -54,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--stdio", action="store_true", help="use stdio (the default; accepted because clients add it)")
     serve.add_argument("--model", metavar="PATH", help="GGUF model file (default: $ACCS_MODEL, then SmolLM2)")
+    serve.add_argument(
+        "--engine", metavar="URL",
+        help=f"complete through this OpenAI-compatible engine (as the setting `engine`; default: ${ENGINE_ENV_VAR})",
+    )
     serve.add_argument("--log-file", metavar="PATH", help="write the server's log here instead of stderr")
 
     complete = commands.add_parser("complete", help="print a completion at FILE:LINE:COL (1-based)")
@@ -65,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--timeout-ms", type=positive_int, default=None, help="stop generating after this long")
     complete.add_argument("--model", metavar="PATH")
     complete.add_argument("--json", action="store_true", help="print one JSON object with timings")
+    complete.add_argument(
+        "--engine", metavar="URL",
+        help=f"decode on this OpenAI-compatible engine (vLLM, SGLang, llama-server: http://host:port/v1) instead of a local "
+        f"model; --model is then the vocabulary the layers check its text with; API key from ${API_KEY_ENV_VAR}",
+    )
+    complete.add_argument("--engine-mode", choices=ENGINE_MODES, default="auto", help="grammar: the engine decodes under the grammar; validation: its candidates are checked here")
+    complete.add_argument("--engine-kind", choices=ENGINE_KINDS, default="auto", help="the engine's request dialect (auto: asked of the engine)")
+    complete.add_argument("--engine-model", metavar="NAME", default="", help="the model name sent to the engine (default: the first it lists)")
+    complete.add_argument("--engine-candidates", type=positive_int, default=4, help="candidates asked for in validation mode")
 
     doctor = commands.add_parser("doctor", help="check grammars, model, tokenizer, type providers and one completion")
     doctor.add_argument("--model", metavar="PATH")
@@ -85,10 +99,25 @@ def build_parser() -> argparse.ArgumentParser:
     types_bench.add_argument("--max-tokens", type=positive_int, default=32)
     types_bench.add_argument("--rounds", type=positive_int, default=2, help="passes over the holes after the cold one")
     types_bench.add_argument("--model", metavar="PATH")
+    e2e = benches.add_parser("e2e", help="typing sessions over a real LSP connection: fresh, typed-ahead and prefetched latency")
+    e2e.add_argument("--levels", default="none,syntax,types", help="comma-separated constraint levels, one server each")
+    e2e.add_argument("--holes", type=positive_int, default=3, help="holes per file (fixtures/ and a big stdlib module)")
+    e2e.add_argument("--typed", type=positive_int, default=3, help="characters typed into each suggestion")
+    e2e.add_argument("--max-tokens", type=positive_int, default=64)
+    e2e.add_argument("--no-fill", action="store_true", help="skip filling the suggestion cache before the memory figure")
+    e2e.add_argument("--model", metavar="PATH")
+    speculation = benches.add_parser("speculation", help="drafts from the buffer against the plain decoding loop: tok/s, drafts taken")
+    speculation.add_argument("--source", type=Path, action="append", help="directory of .py files to cut holes from (default: fixtures/)")
+    speculation.add_argument("--per-kind", type=positive_int, default=4, help="holes of each kind per source")
+    speculation.add_argument("--max-tokens", type=positive_int, default=48)
+    speculation.add_argument("--model", metavar="PATH")
     faults = benches.add_parser("faults", help="a hostile client against the real server: crashes, unanswered requests, desyncs")
     faults.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     faults.add_argument("--quick", action="store_true", help="fewer inputs per class")
-    faults.add_argument("--classes", default=None, help="comma-separated fault classes (default: all)")
+    faults.add_argument(
+        "--classes", default=None,
+        help="comma-separated, from frames,params,lifecycle,edits,documents,cancellation,settings,reload,stale,soak (default: all)",
+    )
 
     evaluate = commands.add_parser(
         "eval", help="completion quality of every constraint level on the same tasks (JSON, Markdown, PNG)"
@@ -179,6 +208,14 @@ def run_serve(arguments: argparse.Namespace) -> int:
     from accs_lsp.server import create_server
     from accs_lsp.server.transport import serve_stdio, serve_tcp
 
+    if arguments.engine:  # what the `engine` setting falls back on, as --model for `modelPath`
+        from accs_lsp.models.remote import parse_engine_url
+
+        try:
+            parse_engine_url(arguments.engine)
+        except ValueError as error:
+            raise UsageError(f"--engine: {error}") from None
+        os.environ[ENGINE_ENV_VAR] = arguments.engine
     if not arguments.tcp:
         return stopped(server := create_server(model_path=arguments.model), serve_stdio(server))
     host, _, port = arguments.tcp.rpartition(":")
@@ -266,17 +303,48 @@ def run_complete(arguments: argparse.Namespace) -> int:
         timeout_ms=arguments.timeout_ms,
         type_provider=arguments.type_provider,
     )
+    from accs_lsp.models.remote import EngineError
+
     try:
         options.check()
-        engine = CompletionEngine(load_model(arguments.model))
+        engine = remote_engine(arguments) if arguments.engine else CompletionEngine(load_model(arguments.model))
         completion = engine.complete(Document(path.resolve().as_uri(), text).snapshot(), offset, options)
     except InvalidRequest as error:
         raise UsageError(str(error)) from None
+    except EngineError as error:  # unreachable, or it answered an error: one line, bad input
+        print(f"accs-lsp: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if arguments.json:
         print(json.dumps(completion.to_json()))
     else:
         print(completion.text)
     return 0
+
+
+def remote_engine(arguments: argparse.Namespace):
+    """The engine for `complete --engine URL`: the local model is loaded vocab-only, and only
+    when a layer checks the engine's text with it."""
+    from accs_lsp.completion import CompletionEngine
+    from accs_lsp.models import ModelLoadError, resolve_model_path
+    from accs_lsp.models.remote import RemoteEngine
+    from accs_lsp.models.remote.vocabulary import load_vocabulary
+
+    try:
+        remote = RemoteEngine(
+            arguments.engine, arguments.engine_kind, arguments.engine_mode, arguments.engine_model, arguments.engine_candidates
+        )
+    except ValueError as error:
+        raise UsageError(f"--engine: {error}") from None
+    remote.info()  # an engine that cannot be reached fails here, before anything loads
+    vocabulary = None
+    if arguments.constraints != "none":
+        try:
+            vocabulary = load_vocabulary(resolve_model_path(arguments.model), quiet=True)
+        except ModelLoadError as error:
+            if arguments.model:
+                raise UsageError(str(error)) from None
+            log.warning("no local vocabulary (%s): the engine's text is checked by the parse only", error)
+    return CompletionEngine(vocabulary, remote=remote)
 
 
 def run_doctor(arguments: argparse.Namespace) -> int:
@@ -286,8 +354,17 @@ def run_doctor(arguments: argparse.Namespace) -> int:
 
 
 def run_bench(arguments: argparse.Namespace) -> int:
-    if arguments.bench in ("types", "mask"):
+    if arguments.bench in ("types", "mask", "e2e"):
         require_fixtures()
+    if arguments.bench == "e2e":
+        from accs_lsp.bench import e2e
+
+        levels = [level.strip() for level in arguments.levels.split(",") if level.strip()]
+        unknown = [level for level in levels if level not in e2e.LEVELS]
+        if unknown or not levels:
+            raise UsageError(f"--levels takes a comma-separated list of {', '.join(e2e.LEVELS)}, got {arguments.levels!r}")
+        print(e2e.run(FIXTURES, levels, arguments.holes, arguments.typed, arguments.max_tokens, arguments.model, not arguments.no_fill))
+        return 0
     if arguments.bench == "types":
         from accs_lsp.bench import types as types_bench
 
@@ -298,6 +375,15 @@ def run_bench(arguments: argparse.Namespace) -> int:
 
         models, throughput = arguments.models.split(","), arguments.throughput_models.split(",")
         print(mask.run(models, throughput, FIXTURES, arguments.max_tokens, arguments.rounds))
+        return 0
+    if arguments.bench == "speculation":
+        from accs_lsp.bench import speculation
+
+        sources = arguments.source or [FIXTURES]
+        missing = [str(source) for source in sources if not source.is_dir()]
+        if missing:
+            raise UsageError(f"no such directory: {', '.join(missing)}")
+        print(speculation.run(sources, arguments.per_kind, arguments.max_tokens, arguments.model))
         return 0
     if arguments.bench == "faults":
         from accs_lsp.bench import faults

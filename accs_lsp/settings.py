@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
+from accs_lsp.models.remote import ENGINE_KINDS, ENGINE_MODES, parse_engine_url
+
 CONSTRAINT_LEVELS = ("none", "syntax", "types", "full")
 MODES = ("auto", "line", "block")
 TYPE_PROVIDERS = ("jedi", "pyright")
@@ -21,6 +23,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "threads": (0, 256),
     "temperature": (0.0, 2.0),
     "model_load_timeout_ms": (1, 600_000),
+    "memory_limit_mb": (64, 65536),
+    "engine_candidates": (1, 8),
 }
 
 
@@ -42,6 +46,19 @@ class Settings:
     threads: int = 0
     temperature: float = 0.0
     model_load_timeout_ms: int = 60000
+    # The bytes the server's own caches (the suggestion cache) may hold, in MiB.
+    memory_limit_mb: int = 1024
+    # Compute the next suggestion in the background as if the one shown were accepted, and
+    # warm llama.cpp's KV cache with the prompt of a newly opened document.
+    prefetch: bool = True
+    # A shared inference engine to decode on instead of the local model ("" for none): an
+    # OpenAI-compatible base URL, how to use it, its kind, the model name to send, and how
+    # many candidates to ask for in validation mode. The API key: $ACCS_ENGINE_API_KEY.
+    engine: str = ""
+    engine_mode: str = "auto"
+    engine_kind: str = "auto"
+    engine_model: str = ""
+    engine_candidates: int = 4
 
     def updated(self, changes: Mapping[str, Any]) -> tuple["Settings", list[str]]:
         """A copy with the given camelCase (or snake_case) keys changed, and the unknown keys.
@@ -64,7 +81,8 @@ class Settings:
         return result, unknown
 
     def validate(self) -> None:
-        choices = {"constraints": CONSTRAINT_LEVELS, "mode": MODES, "type_provider": TYPE_PROVIDERS}
+        choices = {"constraints": CONSTRAINT_LEVELS, "mode": MODES, "type_provider": TYPE_PROVIDERS,
+                   "engine_mode": ENGINE_MODES, "engine_kind": ENGINE_KINDS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise SettingsError(f"{camel_case(name)} must be one of {', '.join(allowed)}")
@@ -73,6 +91,13 @@ class Settings:
                 raise SettingsError(f"{camel_case(name)} must be between {low:g} and {high:g}, got {getattr(self, name)!r}")
         if self.max_tokens > self.context_window - MIN_PROMPT_TOKENS:
             raise SettingsError(f"maxTokens must leave at least {MIN_PROMPT_TOKENS} tokens of contextWindow for the prompt")
+        if self.engine:
+            try:
+                parse_engine_url(self.engine)
+            except ValueError as error:
+                raise SettingsError(f"engine: {error}") from None
+        if self.engine_mode == "grammar" and self.engine_kind == "openai":
+            raise SettingsError("engineMode grammar needs engineKind auto, vllm, vllm-guided, sglang or llama-server")
 
 
 def camel_case(name: str) -> str:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, TypeVar
 
-from accs_lsp.models import resolve_model_path
+from accs_lsp.models import ModelLoadError, resolve_model_path
 from accs_lsp.settings import Settings
 
 if TYPE_CHECKING:
@@ -38,11 +39,45 @@ class ModelSpec:
     context_window: int
     threads: int
     context_tokens: int
+    # A remote engine to decode on (settings `engine`...): `path` is then only the vocabulary
+    # the layers check the engine's text with, loaded without weights ("" for none).
+    engine: str = ""
+    engine_mode: str = "auto"
+    engine_kind: str = "auto"
+    engine_model: str = ""
+    engine_candidates: int = 4
 
     @classmethod
     def from_settings(cls, settings: Settings, override_path: str | None) -> "ModelSpec":
+        from accs_lsp.models.remote import ENGINE_ENV_VAR, parse_engine_url
+
+        engine = settings.engine or os.environ.get(ENGINE_ENV_VAR, "")
+        if engine:
+            try:
+                parse_engine_url(engine)
+            except ValueError as error:  # $ACCS_ENGINE is not checked as the setting is
+                raise ModelLoadError(f"engine: {error}") from None
+            path = ""
+            if settings.constraints != "none":  # a layer needs the vocabulary
+                try:
+                    path = str(resolve_model_path(settings.model_path or override_path))
+                except ModelLoadError:
+                    path = ""
+            return cls(
+                path, settings.context_window, settings.threads, settings.context_tokens, engine,
+                settings.engine_mode, settings.engine_kind, settings.engine_model, settings.engine_candidates,
+            )
         path = resolve_model_path(settings.model_path or override_path)
         return cls(str(path), settings.context_window, settings.threads, settings.context_tokens)
+
+    @property
+    def label(self) -> str:
+        """What is loaded, for the editor: the engine's URL (no credentials) or the model file."""
+        if self.engine:
+            from accs_lsp.models.remote import parse_engine_url
+
+            return f"engine {parse_engine_url(self.engine).display}"
+        return self.path
 
 
 class ModelSlot:
@@ -80,6 +115,11 @@ class ModelSlot:
         from accs_lsp.completion.engine import CompletionEngine  # numpy and llama.cpp load here, off the event loop
         from accs_lsp.models import LlamaModel
 
+        if spec.engine:
+            self._current = remote_completion_engine(spec)
+            if generation == self._generation and self._current.model is not None:
+                self._current.warm_up(warm_type_provider)
+            return self._current
         model = LlamaModel.load(spec.path, n_ctx=spec.context_window, n_threads=spec.threads or None)
         self._current = CompletionEngine(model, spec.context_tokens)
         if generation == self._generation:  # no newer load waits behind this one
@@ -90,7 +130,8 @@ class ModelSlot:
         if self._current is not None:
             engine, self._current = self._current, None
             engine.close()
-            engine.model.close()
+            if engine.model is not None:
+                engine.model.close()
 
     async def engine(self, wait_seconds: float) -> CompletionEngine:
         """The newest engine, waiting up to `wait_seconds` for loads in progress."""
@@ -129,6 +170,38 @@ class ModelSlot:
         self._generation += 1
         self._worker.shutdown(wait=True, cancel_futures=True)
         self._close_current()
+
+
+def remote_completion_engine(spec: ModelSpec) -> CompletionEngine:
+    """An engine that decodes on `spec.engine`; nothing is asked of it until the first
+    completion, so an engine that is down makes requests fail, not the load."""
+    import logging
+
+    from accs_lsp.completion.engine import CompletionEngine
+    from accs_lsp.models.remote import RemoteEngine
+    from accs_lsp.models.remote.vocabulary import load_vocabulary
+
+    try:
+        remote = RemoteEngine(spec.engine, spec.engine_kind, spec.engine_mode, spec.engine_model, spec.engine_candidates)
+    except ValueError as error:
+        raise ModelLoadError(f"engine: {error}") from None  # the URL may hold credentials: not repeated
+    vocabulary = None
+    if spec.path:
+        try:
+            vocabulary = load_vocabulary(spec.path)
+        except ModelLoadError as error:
+            logging.getLogger(__name__).warning("no local vocabulary for the engine's text (%s): only the parse checks it", error)
+    return CompletionEngine(vocabulary, spec.context_tokens, remote=remote)
+
+
+def ready_message(engine: CompletionEngine) -> str:
+    """What the editor is told once the model (or the engine's vocabulary) is loaded."""
+    model = engine.model
+    if engine.remote is not None:
+        checks = f"its text checked with the vocabulary of {model.name}" if model is not None else "no local vocabulary: only the parse checks its text"
+        return f"model ready: engine {engine.remote.display} ({checks})"
+    assert model is not None
+    return f"model ready: {model.name} ({model.n_vocab} tokens, loaded in {model.load_seconds:.2f} s)"
 
 
 class StopEvents:
