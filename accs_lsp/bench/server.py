@@ -3,7 +3,8 @@
 Starts `python -m accs_lsp serve` as a subprocess, drives it with pygls's LSP client
 over stdio and measures: the time to answer `initialize`, the time until the model is
 ready, the time from process start to the first inline completion, the latency of the
-completions after it, the decoding throughput the server reports, and the server's
+completions after it (each after a new line at the end of the file, so that none is a
+cache hit), the decoding throughput the server reports, and the server's
 resident memory with the model loaded.
 """
 
@@ -81,7 +82,7 @@ async def one_session(source: Path, rounds: int, model: str | None, settle_s: fl
     await asyncio.sleep(settle_s)
     asked = time.perf_counter()
     await client.initialize_async(
-        types.InitializeParams(capabilities=types.ClientCapabilities(), initialization_options={"timeoutMs": 60000})
+        types.InitializeParams(capabilities=types.ClientCapabilities(), initialization_options={"timeoutMs": 60000, "prefetch": False})
     )
     figures.initialize_ms = (time.perf_counter() - started) * 1000
     figures.initialize_round_trip_ms = (time.perf_counter() - asked) * 1000
@@ -101,7 +102,19 @@ async def one_session(source: Path, rounds: int, model: str | None, settle_s: fl
     state = await asyncio.wait_for(ready, timeout=60)
     if state != "ready":
         raise RuntimeError("the server could not load the model")
-    for _ in range(rounds):
+    for round_number in range(rounds):
+        # A new line at the end each round: a fresh completion (the suggestion cache would
+        # otherwise answer the same request), with the KV cache reused up to the new line.
+        edited = f"{text}# round {round_number}\n"
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=round_number + 2),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=edited)],
+            )
+        )
+        request = types.InlineCompletionParams(
+            text_document=request.text_document, position=cursor_at_end(edited), context=request.context
+        )
         began = time.perf_counter()
         await client.text_document_inline_completion_async(request)
         figures.completion_ms.append((time.perf_counter() - began) * 1000)
