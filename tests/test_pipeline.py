@@ -228,3 +228,15 @@ def test_alternatives_are_decoded_and_the_greedy_candidate_still_wins_without_ch
     widened = engine.complete(document.snapshot(), len(SOURCE), CompletionOptions(max_tokens=12, timeout_ms=None, alternatives=2))
     assert greedy.branches == 0 and widened.branches == 2
     assert widened.text == greedy.text
+
+
+def test_at_the_end_of_a_whole_line_nothing_is_an_answer_without_stepping_down(model) -> None:
+    """After a complete statement an empty completion is complete (the grammar saw a
+    complete construct at length 0): no step down to unconstrained decoding, no branches."""
+    source = "def area(width: float, height: float) -> float:\n    return width * height"
+    document = Document("file:///area.py", source)
+    completion = CompletionEngine(model).complete(
+        document.snapshot(), len(source), CompletionOptions(max_tokens=12, timeout_ms=None, mode="line")
+    )
+    assert completion.text == "" and completion.stop_reason == "stop_rule"
+    assert completion.relaxation_steps == () and completion.branches == 0, completion

@@ -318,7 +318,8 @@ class CompletionEngine:
             return tidy(result.text, context, request.mode, suffix), 0, 0
         candidates = self._candidates(request, constraints, result, step)
         text, rejections = self._choice(request, constraints, candidates)
-        wanted = options.alternatives if text else max(options.alternatives, RESCUE_BRANCHES)
+        nothing_wanted = not text and 0 not in result.complete_lengths
+        wanted = max(options.alternatives, RESCUE_BRANCHES) if nothing_wanted else options.alternatives
         if not constraints.constrained or wanted == 0:
             return text, rejections, 0
         decoded = 0
@@ -647,7 +648,7 @@ def step_down_reason(result: GenerationResult, text: str, constraints: Constrain
         return None
     if result.stop_reason == StopReason.CONSTRAINT_FAILED:
         return "the layers together allowed nothing"
-    if text:
+    if text or 0 in result.complete_lengths:  # nothing is a complete answer where the code is whole
         return None
     if result.stop_reason in (StopReason.STOP_RULE, StopReason.END_OF_GENERATION):
         return f"no complete construct ({result.stop_reason.value})"

@@ -170,6 +170,9 @@ class Generator:
         if replayed and not self._replay(replayed, output, constraint, chosen_ids):
             max_tokens = 0
             reason = StopReason.CONSTRAINT_FAILED
+        if constraint is not None and not replayed and not output.pending_healing and constraint.is_complete():
+            complete_lengths.append(0)  # the code around the cursor is whole already: nothing is an answer
+            complete_log_likelihoods.append(0.0)
         generated = len(replayed)
         forwarded = 0
         drafter = PromptLookup(list(prompt.tokens) + replayed) if speculate and self.sampler.is_greedy else None
