@@ -31,8 +31,10 @@ class CompletionOptions:
     # Decodings beyond the greedy one, each from one of the model's least certain choices,
     # for the candidate stage to choose among (the semantic layer's examples pick from them).
     alternatives: int = 0
-    # Draft tokens from the buffer and verify them in batches (greedy decoding only).
-    speculative: bool = True
+    # Draft tokens from the buffer and verify them in batches (greedy decoding only). Off by
+    # default: on the fixtures' holes with SmolLM2 drafts were rarely proposed and never
+    # taken, and the lookup cost 2-9% of throughput (`accs-lsp bench speculation`).
+    speculative: bool = False
 
     def check(self) -> None:
         if self.constraints not in CONSTRAINT_LEVELS:
