@@ -15,6 +15,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from accs_lsp.bench.e2e import plain
 from accs_lsp.server.stats import percentile
 from accs_lsp.server.suggestions import ENTRY_OVERHEAD_BYTES, Fingerprint, SuggestionCache
 from accs_lsp.settings import Settings, SettingsError
@@ -189,15 +190,6 @@ def text_of(result: types.InlineCompletionList) -> str:
 
 async def stats(client: LanguageClient) -> dict[str, Any]:
     return plain(await client.protocol.send_request_async("accs/stats", None))
-
-
-def plain(value: Any) -> Any:
-    """pygls hands results of custom requests back as nested namedtuples."""
-    if hasattr(value, "_asdict"):
-        return {key: plain(item) for key, item in value._asdict().items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    return value
 
 
 def after(position: tuple[int, int], text: str) -> tuple[int, int]:
