@@ -117,3 +117,22 @@ def test_speculation_changes_nothing_but_the_forward_passes(model, constrained):
     plain, speculative = run(False), run(True)
     assert speculative.token_ids == plain.token_ids and speculative.text == plain.text
     assert speculative.drafted_tokens > 0 and speculative.accepted_draft_tokens > 0
+
+
+def test_amx_is_read_from_the_cpu_flags(tmp_path):
+    from accs_lsp.models.llama import cpu_has_amx
+
+    amx = tmp_path / "amx"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f amx_bf16 amx_tile amx_int8\n")
+    plain = tmp_path / "plain"
+    plain.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n")
+    assert cpu_has_amx(str(amx))
+    assert not cpu_has_amx(str(plain))
+    assert not cpu_has_amx(str(tmp_path / "missing"))
+
+
+def test_the_model_keeps_default_parameters_unpatched_after_loading(model):
+    import llama_cpp.llama_cpp as bindings
+
+    assert bindings.llama_model_default_params().use_extra_bufts  # wrapped only while a model loads
+    assert model.tokenize("def f():")  # and the loaded model answers (it crashed on AMX CPUs before)

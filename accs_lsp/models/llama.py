@@ -8,7 +8,9 @@ at a time: llama.cpp contexts are not thread-safe.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,6 +36,47 @@ class PrefillStats:
     reused_tokens: int
     evaluated_tokens: int
     seconds: float
+
+
+_PARAMS_LOCK = threading.Lock()
+
+
+def cpu_has_amx(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU reports Intel AMX tiles (Sapphire Rapids and later)."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as lines:
+            return any(line.startswith("flags") and " amx_tile" in line for line in lines)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _extra_buffer_types(enabled: bool):
+    """Load with or without ggml's extra weight buffer types (repacked layouts, AMX).
+
+    On CPUs that report AMX, llama.cpp 0.3.36 puts the weights in AMX buffers and its AMX
+    matrix multiply crashes the process (SIGSEGV in ggml_backend_amx_mul_mat, seen on a
+    Xeon with amx_tile at the first forward pass). llama-cpp-python does not expose
+    `use_extra_bufts`, so its default model parameters are wrapped while one model loads.
+    """
+    import llama_cpp.llama_cpp as bindings
+
+    if enabled:
+        yield
+        return
+    with _PARAMS_LOCK:
+        default_params = bindings.llama_model_default_params
+
+        def without_extra_buffers():
+            params = default_params()
+            params.use_extra_bufts = False
+            return params
+
+        bindings.llama_model_default_params = without_extra_buffers
+        try:
+            yield
+        finally:
+            bindings.llama_model_default_params = default_params
 
 
 def check_model_file(path: Path) -> None:
@@ -88,14 +131,15 @@ class LlamaModel:
         check_model_file(model_path)
         started = time.perf_counter()
         try:
-            llm = llama_cpp.Llama(
-                str(model_path),
-                n_ctx=n_ctx,
-                n_batch=512,
-                n_threads=n_threads or default_thread_count(),
-                vocab_only=vocab_only,
-                verbose=False,
-            )
+            with _extra_buffer_types(not cpu_has_amx()):
+                llm = llama_cpp.Llama(
+                    str(model_path),
+                    n_ctx=n_ctx,
+                    n_batch=512,
+                    n_threads=n_threads or default_thread_count(),
+                    vocab_only=vocab_only,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as error:
             raise ModelLoadError(f"llama.cpp could not load model {model_path}: {error}") from error
         return cls(llm, model_path, time.perf_counter() - started)
