@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     types_bench.add_argument("--max-tokens", type=positive_int, default=32)
     types_bench.add_argument("--rounds", type=positive_int, default=2, help="passes over the holes after the cold one")
     types_bench.add_argument("--model", metavar="PATH")
+    types_bench.add_argument("--source", type=Path, metavar="DIR", help="cut the holes from the largest module under DIR (default: fixtures/)")
+    types_bench.add_argument("--type-provider", choices=TYPE_PROVIDERS, default="jedi")
     e2e = benches.add_parser("e2e", help="typing sessions over a real LSP connection: fresh, typed-ahead and prefetched latency")
     e2e.add_argument("--levels", default="none,syntax,types", help="comma-separated constraint levels, one server each")
     e2e.add_argument("--holes", type=positive_int, default=3, help="holes per file (fixtures/ and a big stdlib module)")
@@ -368,7 +370,11 @@ def run_bench(arguments: argparse.Namespace) -> int:
     if arguments.bench == "types":
         from accs_lsp.bench import types as types_bench
 
-        print(types_bench.run(FIXTURES, arguments.model, arguments.per_kind, arguments.max_tokens, arguments.rounds))
+        source = arguments.source
+        if source is not None and not source.is_dir():
+            raise UsageError(f"--source {source}: not a directory")
+        print(types_bench.run(source or FIXTURES, arguments.model, arguments.per_kind, arguments.max_tokens, arguments.rounds,
+                              from_largest_module=source is not None, type_provider=arguments.type_provider))
         return 0
     if arguments.bench == "mask":
         from accs_lsp.bench import mask

@@ -30,7 +30,9 @@ def provider() -> JediProvider:
 
 @pytest.fixture(scope="module")
 def engine(model) -> CompletionEngine:
-    return CompletionEngine(model)
+    engine = CompletionEngine(model)
+    engine.warm_up("jedi")  # as the server does: the builtin types' member tables are at hand
+    return engine
 
 
 def statement_start(source: str) -> int:

@@ -37,6 +37,7 @@ from accs_lsp.models import LlamaModel
 from accs_lsp.models.remote import EngineReply, EngineTimeout, PromptParts, RemoteEngine
 from accs_lsp.models.remote.vocabulary import Vocabulary
 from accs_lsp.settings import MIN_PROMPT_TOKENS
+from accs_lsp.types.indexed_provider import IndexedProvider
 from accs_lsp.types.provider import TypeProvider
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ RESCUE_BRANCHES = 2
 
 # A hole whose inhabitation search visits the commonest builtin types (their member tables
 # are cached for the session).
+# How long a warm-up waits for the member tables of the builtin types its search asked for.
+WARM_UP_LOOKUP_SECONDS = 60.0
+WARM_UP_PASSES = 5
 WARM_UP_SOURCE = (
     "def warm_up(words: list[str], numbers: list[int], count: int, ratio: float, table: dict[str, int]) -> str:\n"
     "    return "
@@ -79,7 +83,7 @@ class CompletionEngine:
         self.overlap_masks = spare_core_for_masks(model.threads) if overlap_masks is None else overlap_masks
         self._grammars: GrammarCache | None = None
         self._type_grammars: GrammarCache | None = None
-        self._type_providers: dict[str, "TypeProvider"] = {}
+        self._type_providers: dict[str, IndexedProvider] = {}
         # Why the configured type provider was replaced by Jedi (basedpyright not installed).
         self.type_provider_fallback: str | None = None
         # Steps down the relaxation ladder taken so far, by step (for metrics).
@@ -102,16 +106,18 @@ class CompletionEngine:
             self._type_grammars = GrammarCache(self.grammars.tokenizer, kept=64)
         return self._type_grammars
 
-    def type_provider(self, name: str) -> "TypeProvider":
+    def type_provider(self, name: str) -> IndexedProvider:
         """Started on first use and kept: Jedi's caches and basedpyright's process stay warm.
-        Where basedpyright is asked for and missing, Jedi answers, after one warning."""
+        The module's own code answers first (types.indexed_provider); the checker answers what
+        it cannot tell. Where basedpyright is asked for and missing, Jedi answers, after one warning."""
         if name not in self._type_providers:
             if name == "pyright":
-                self._type_providers[name] = self._pyright_or_jedi()
+                checker = self._pyright_or_jedi()
             else:
                 from accs_lsp.types.jedi_provider import JediProvider
 
-                self._type_providers[name] = JediProvider()
+                checker = JediProvider()
+            self._type_providers[name] = checker if isinstance(checker, IndexedProvider) else IndexedProvider(checker)
         return self._type_providers[name]
 
     def _pyright_or_jedi(self) -> "TypeProvider":
@@ -139,7 +145,11 @@ class CompletionEngine:
             self.grammars.matcher(python_grammar(indent=indent, mode="block"))
             self.grammars.matcher(python_grammar(indent=indent, mode="line", bracket_newlines=False))
         if type_provider is not None:
-            plan_type_layer(self.type_provider(type_provider), WARM_UP_SOURCE, WARM_UP_SOURCE.rindex("return"), len(WARM_UP_SOURCE), False)
+            provider = self.type_provider(type_provider)
+            for _ in range(WARM_UP_PASSES):  # the tables found lead the search to more types
+                plan_type_layer(provider, WARM_UP_SOURCE, WARM_UP_SOURCE.rindex("return"), len(WARM_UP_SOURCE), False)
+                if not provider.deferred or not provider.finish_lookups(timeout=WARM_UP_LOOKUP_SECONDS):
+                    break
 
     def complete(
         self,
@@ -184,7 +194,7 @@ class CompletionEngine:
             prompt_tokens=result.prompt_tokens,
             reused_prompt_tokens=result.reused_tokens,
             tokens_per_second=round(result.tokens_per_second, 1),
-            relaxed="; ".join(strict.failures() + steps) or None,
+            relaxed="; ".join(strict.failures() + _planning_shortfall(plan) + steps) or None,
             relaxation_steps=tuple(steps),
             layers=tuple(constraints.to_json()),
             parser_rejections=rejections,
@@ -477,7 +487,7 @@ class CompletionEngine:
             prompt_tokens=reply.prompt_tokens,
             reused_prompt_tokens=reply.cached_tokens,
             tokens_per_second=round(reply.completion_tokens / reply.seconds, 1) if reply.seconds else 0.0,
-            relaxed="; ".join(strict.failures() + steps) or None,
+            relaxed="; ".join(strict.failures() + _planning_shortfall(plan) + steps) or None,
             relaxation_steps=tuple(steps),
             layers=tuple(constraints.to_json()),
             parser_rejections=rejections,
@@ -674,6 +684,10 @@ def cut_points(result: GenerationResult, constrained: bool, line_suffix: str) ->
         ordered.remove(joined)
         ordered.insert(0, joined)
     return [(length, points[length]) for length in ordered]
+
+
+def _planning_shortfall(plan: "TypeLayerPlan | None") -> list[str]:
+    return [plan.shortfall] if plan is not None and plan.shortfall else []
 
 
 def typed_alternatives(plan: "TypeLayerPlan | None", offset: int, limit: int = 5) -> tuple[str, ...]:

@@ -6,16 +6,17 @@ does not see (the code after the cursor, the grammar's known approximations).
 
 from __future__ import annotations
 
-import ast
 import functools
 import warnings
+
+from accs_lsp.analysis import python_ast
 
 
 def parses(source: str) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)  # invalid escapes in the user's strings
-            ast.parse(source)
+            python_ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True

@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from accs_lsp.constraints.members import MemberConstraint, ReceiverTypes
+from accs_lsp.constraints.members import MemberConstraint
+from accs_lsp.types.receivers import ReceiverTypes
 from accs_lsp.constraints.python_grammar import _exact_regex, expression_grammar
 from accs_lsp.constraints.llguidance_bridge import GrammarCache
 from accs_lsp.constraints.syntax import SyntaxConstraint
@@ -16,10 +17,19 @@ from accs_lsp.types.model import PyType
 from accs_lsp.types.provider import ExpressionSlot, HoleTypes, Member, TypeProvider
 from accs_lsp.types.slots import expression_slot
 
-# Time for asking the provider about members in one request; past it, user types stay unknown.
-PLANNING_SECONDS = 1.0
-# What may follow the typed expression: the end of the statement, or after an argument a "," or ")".
-_TAILS = {"statement": r"([;#\r\n](.|\n)*)?", "argument": r"([,)](.|\n)*)?"}
+# Time for asking the checker about members in one request; past it, types the module does
+# not define stay unknown (the search reads them as Any) and the plan says so.
+PLANNING_SECONDS = 0.25
+# Time for the inhabitation search itself, apart from the checker's lookups.
+SEARCH_SECONDS = 0.1
+# What may follow the typed expression: the end of the statement; after an argument or a
+# parameter's default a "," or ")"; after an operand or a loop's iterable, the rest of a clause.
+_TAILS = {
+    "statement": r"([;#\r\n](.|\n)*)?",
+    "argument": r"([,)](.|\n)*)?",
+    "clause": r"([ \t]*([:;#)\],}\r\n]|(and|or|if|else|for)[ \t(])(.|\n)*)?",
+}
+_TAIL_OF_SLOT = {"argument": "argument", "default": "argument", "operand": "clause", "iterable": "clause"}
 
 
 @dataclass
@@ -33,6 +43,8 @@ class TypeLayerPlan:
     receivers: ReceiverTypes
     first_members: tuple[int, frozenset[str]] | None
     seconds: float
+    # Why the plan is partial ("" when it is not): planning ran out of its time.
+    shortfall: str = ""
 
     @property
     def expected(self) -> PyType | None:
@@ -50,35 +62,72 @@ def plan_type_layer(
     hole = provider.hole_types(text, probe)
     before_statement = text[:statement_start]
     deadline = started + PLANNING_SECONDS
+    skipped: list[str] = []
+    bounded = getattr(provider, "bounds_its_waits", False)  # its slow lookups go to the background
+    asked: dict[PyType, tuple[Member, ...] | None] = {}
+    lookup_seconds = [0.0]
 
     def members_of(value: PyType) -> tuple[Member, ...] | None:
         """Past the planning budget, only builtin types' members (cached for the session) are
         looked up; other types are left unknown, which the search reads as Any."""
-        if time.perf_counter() > deadline and not is_modelled(value, frozenset()):
+        if value in asked:
+            return asked[value]
+        if time.perf_counter() > deadline and not bounded and not is_modelled(value, frozenset()):
+            skipped.append(str(value))
             return None
-        return provider.members(before_statement, value)
+        looking = time.perf_counter()
+        asked[value] = provider.members(before_statement, value)
+        lookup_seconds[0] += time.perf_counter() - looking
+        return asked[value]
 
-    scope = Scope.of(hole.bindings, members_of, hole.visible)
+    def values_members(value: PyType) -> tuple[Member, ...] | None:
+        """A module is a receiver (`t.`), never a value the search builds expressions from."""
+        return None if value.name == "Module" else members_of(value)
+
+    scope = Scope.of(hole.bindings, values_members, hole.visible)
     receivers = ReceiverTypes(scope.bindings, members_of)
     grammar, top = None, None
     if slot is not None and hole.expected is not None and is_modelled(hole.expected, scope.classes):
-        grammar = InhabitationGrammar(scope)
-        top = grammar.rule_for(hole.expected, "_b" if slot.kind == "argument" else "")
+        searching = time.perf_counter() - lookup_seconds[0]
+
+        def out_of_time() -> bool:
+            """The search's own time (not the checker's, paid once per type) is its budget."""
+            return time.perf_counter() - lookup_seconds[0] - searching > SEARCH_SECONDS
+
+        grammar = InhabitationGrammar(scope, out_of_time=out_of_time)
+        top = grammar.rule_for(hole.expected, "_b" if _tail(slot) == "argument" else "")
     first_members = None
     if after_dot:
         dot = text.rfind(".", statement_start, offset)
         names = provider.member_names(text, dot) if dot >= 0 else None
         if names:
             first_members = (dot - statement_start, frozenset(names))
-    return TypeLayerPlan(slot, hole, grammar, top, receivers, first_members, time.perf_counter() - started)
+    shortfall = ""
+    deferred = getattr(provider, "deferred", [])  # the indexed provider's lookups left to the background
+    if skipped:
+        shortfall = f"type planning ran past {PLANNING_SECONDS * 1000:.0f} ms: members of {_some(skipped)} left unknown"
+    elif deferred:
+        shortfall = f"members of {_some(deferred)} left unknown while the type checker looks them up"
+    elif grammar is not None and grammar.ran_out:
+        shortfall = f"the typed search ran past {SEARCH_SECONDS * 1000:.0f} ms: the rest of it reads as any expression"
+    return TypeLayerPlan(slot, hole, grammar, top, receivers, first_members, time.perf_counter() - started, shortfall)
+
+
+def _some(names: list[str]) -> str:
+    unique = sorted(set(names))
+    return ", ".join(unique[:3]) + (f" and {len(unique) - 3} more" if len(unique) > 3 else "")
+
+
+def _tail(slot: ExpressionSlot) -> str:
+    return _TAIL_OF_SLOT.get(slot.kind, "statement")
 
 
 def typed_grammar(plan: TypeLayerPlan, lead: str, bracket_newlines: bool = True) -> str:
     """Lark text: `lead` (text token healing took back from before the expression), the typed
     expression, then whatever may follow it. `bracket_newlines`: as in `python_grammar`."""
     assert plan.grammar is not None and plan.top_rule is not None and plan.slot is not None
-    tail = _TAILS["argument" if plan.slot.kind == "argument" else "statement"]
-    flavour = "bracket" if plan.slot.kind == "argument" else "line"
+    tail = _TAILS[_tail(plan.slot)]
+    flavour = "bracket" if _tail(plan.slot) == "argument" else "line"
     grammar = expression_grammar(
         hole=plan.top_rule, extra=plan.grammar.text(), context=flavour, end="none", bracket_newlines=bracket_newlines
     )

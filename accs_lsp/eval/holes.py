@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from accs_lsp.analysis import python_ast
+
 HOLE_KINDS = ("statement", "expression", "attribute", "call", "block")
 
 
@@ -30,7 +32,7 @@ def holes_in(path: Path, per_kind: int = 2, seed: int = 0) -> list[Hole]:
     """
     text = path.read_text(encoding="utf-8")
     try:
-        tree = ast.parse(text)
+        tree = python_ast.parse(text)
     except SyntaxError:
         return []
     starts = line_starts(text)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from accs_lsp.analysis import python_ast
+
 SOURCE_KINDS = ("return", "call_args", "attribute", "line_rest", "line")
 TASK_KINDS = ("humaneval",) + SOURCE_KINDS
 
@@ -54,15 +56,17 @@ def humaneval_tasks(limit: int | None = None) -> list[Task]:
 
 
 def source_tasks(directory: Path, per_kind: int, kinds: tuple[str, ...] = SOURCE_KINDS, seed: int = 0) -> list[Task]:
-    """Up to `per_kind` tasks of each kind from the .py files under `directory`, chosen by a seeded draw."""
+    """Up to `per_kind` tasks of each kind from the .py files under `directory` (or from one
+    file), chosen by a seeded draw."""
     candidates: dict[str, list[Task]] = {kind: [] for kind in kinds}
-    for path in sorted(directory.rglob("*.py")):
+    paths = [directory] if directory.is_file() else sorted(directory.rglob("*.py"))
+    for path in paths:
         source = path.read_text(encoding="utf-8", errors="replace")
         try:
-            tree = ast.parse(source)
+            tree = python_ast.parse(source)
         except (SyntaxError, ValueError):
             continue
-        relative = str(path.relative_to(directory))
+        relative = path.name if path == directory else str(path.relative_to(directory))
         draw = random.Random(f"{seed}:{relative}")
         for kind, start, end in spans(tree, source, draw):
             if kind in candidates and end > start:

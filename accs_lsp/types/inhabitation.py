@@ -21,6 +21,7 @@ Lark rules over the Python grammar's terminals (see
 from __future__ import annotations
 
 import builtins
+import functools
 import keyword
 import itertools
 import time
@@ -45,6 +46,8 @@ from accs_lsp.types.provider import Binding, Member, Signature
 # Past this many rules, sub-expressions are left unconstrained (gradual) instead of searched:
 # the grammar stays small enough to compile and mask quickly in a scope with many types.
 RULE_BUDGET = 250
+# Member chains from one type to the target beyond which the chain is left open (any trailers).
+CHAIN_ALTERNATIVES = 24
 # Completion items are searched this deep (the grammar goes deeper).
 ITEM_DEPTH = 2
 # The iterable of a comprehension whose loop variable's type is unknown: reached only by
@@ -133,6 +136,7 @@ class Scope:
         return cls(by_name, members_of, classes, visible)
 
 
+@functools.lru_cache(maxsize=8192)  # asked tens of thousands of times in one search
 def is_modelled(value: PyType, classes: frozenset[str]) -> bool:
     """Whether every class named in the type is one this search can reason about."""
     if not value.is_known:
@@ -155,10 +159,16 @@ class InhabitationGrammar:
     expressions ranked by cost, for completion items.
     """
 
-    def __init__(self, scope: Scope, max_depth: int = 3, chain_steps: int = 2) -> None:
+    def __init__(
+        self, scope: Scope, max_depth: int = 3, chain_steps: int = 2, out_of_time: Callable[[], bool] = lambda: False
+    ) -> None:
         self.scope = scope
         self.max_depth = max_depth
         self.chain_steps = chain_steps
+        # Once `out_of_time()`, what is left unexplored is read as Any (the grammar gets
+        # looser, never wrong); `ran_out` says that it happened.
+        self.out_of_time = out_of_time
+        self.ran_out = False
         self._names: dict[tuple, str] = {}
         self._rules: dict[str, list[str]] = {}
         self._productive: dict[tuple, bool] = {}
@@ -387,7 +397,14 @@ class InhabitationGrammar:
         return steps
 
     def _members_known(self, value: PyType) -> bool:
+        if self._out_of_time():
+            return False
         return value.is_known and (value.name in _SCALARS or self.scope.members_of(value) is not None)
+
+    def _out_of_time(self) -> bool:
+        if not self.ran_out and self.out_of_time():
+            self.ran_out = True
+        return self.ran_out
 
     def _chain_productive(self, value: PyType, target: PyType, steps: int) -> bool:
         key = ("chain", value, target, steps)
@@ -455,7 +472,7 @@ class InhabitationGrammar:
             return "FRESH" + suffix
         if part.kind == "chain":
             return self._chain_rule(part.type, target, self.chain_steps, flavour)
-        if not part.type.is_known or len(self._rules) >= RULE_BUDGET:  # unknown, or too big a search: any expression
+        if not part.type.is_known or len(self._rules) >= RULE_BUDGET or self._out_of_time():  # unknown, or too big a search: any expression
             return "expr" + inner_flavour
         if depth - part.depth_cost < 0:
             return None
@@ -484,6 +501,12 @@ class InhabitationGrammar:
         nullable = is_assignable(value, target)
         if not alternatives:
             self._names[key] = "" if nullable else None
+            return self._names[key]
+        if len(alternatives) > CHAIN_ALTERNATIVES and value.name not in _KNOWN_CLASSES:
+            # A class with dozens of members that lead to the target (real code's big classes)
+            # makes a grammar that takes longer to compile than it saves: any trailers instead
+            # (at least one where the value itself is not of the target type).
+            self._names[key] = ("trailers" if nullable else "some_trailers") + flavour
             return self._names[key]
         name = f"ch{len(self._rules)}{flavour}"
         self._rules[name] = alternatives
@@ -521,6 +544,8 @@ class InhabitationGrammar:
             "gx_b: UNK_B trailers_b",
             "trailers: (DOT NAME | LPAR args_b? RPAR | LSQB slices_b RSQB)*",
             "trailers_b: (DOT_B NAME_B | LPAR_B args_b? RPAR_B | LSQB_B slices_b RSQB_B)*",
+            "some_trailers: (DOT NAME | LPAR args_b? RPAR | LSQB slices_b RSQB)+",
+            "some_trailers_b: (DOT_B NAME_B | LPAR_B args_b? RPAR_B | LSQB_B slices_b RSQB_B)+",
             "more_args_b: COMMA_B args_b?",
             "more_any_b: (COMMA_B expr_b)* COMMA_B?",
             "comp_if_b: IF1_B disjunction_b",

@@ -33,12 +33,7 @@ class JediProvider:
         self._members.clear()
 
     def hole_types(self, source: str, slot: ExpressionSlot) -> HoleTypes:
-        # Jedi closes a function whose body is still empty at the cursor (its parameters go out
-        # of scope): an expression placed at the hole keeps it open.
-        line_end = source.find("\n", slot.start)
-        if not source[slot.start : len(source) if line_end < 0 else line_end].strip():
-            source = source[: slot.start] + "0" + source[slot.start :]
-        source = source if source.endswith("\n") else source + "\n"
+        source = _held_open(source, slot.start)
         with self._lock:
             try:
                 script = jedi.Script(source, path=self.path)
@@ -49,6 +44,14 @@ class JediProvider:
                 return HoleTypes(_known_or_none(expected), slot.kind, tuple(self._bindings(completions)), visible)
             except Exception:  # Jedi fails on odd code in many ways: fail open
                 return HoleTypes(origin=slot.kind)
+
+    def expected_type(self, source: str, slot: ExpressionSlot) -> PyType | None:
+        source = _held_open(source, slot.start)
+        with self._lock:
+            try:
+                return _known_or_none(self._expected(jedi.Script(source, path=self.path), source, slot))
+            except Exception:
+                return None
 
     def member_names(self, source: str, receiver_end: int) -> tuple[str, ...] | None:
         with self._lock:
@@ -66,7 +69,7 @@ class JediProvider:
     # -- expected type -------------------------------------------------------------------
 
     def _expected(self, script: jedi.Script, source: str, slot: ExpressionSlot) -> PyType | None:
-        if slot.kind == "annotation":
+        if slot.kind in ("annotation", "default"):
             return parse_type(slot.annotation)
         if slot.kind == "return":
             return self._return_annotation(script, *_position(source, slot.start))
@@ -182,6 +185,15 @@ def _type_hint(name: jedi.api.classes.BaseName) -> PyType:
 
 def _known_or_none(value: PyType | None) -> PyType | None:
     return value if value is not None and value.is_known else None
+
+
+def _held_open(source: str, hole: int) -> str:
+    """Jedi closes a function whose body is still empty at the cursor (its parameters go out
+    of scope): an expression placed at the hole keeps it open."""
+    line_end = source.find("\n", hole)
+    if not source[hole : len(source) if line_end < 0 else line_end].strip():
+        source = source[:hole] + "0" + source[hole:]
+    return source if source.endswith("\n") else source + "\n"
 
 
 def _position(source: str, offset: int) -> tuple[int, int]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from accs_lsp.analysis import python_ast
+
 
 @dataclass(frozen=True)
 class PyType:
@@ -80,7 +82,7 @@ def parse_type(text: str | None) -> PyType:
     if not text or not text.strip():
         return ANY
     try:
-        node = ast.parse(text.strip(), mode="eval").body
+        node = python_ast.parse(text.strip(), mode="eval").body
     except SyntaxError:
         return ANY
     return _from_node(node)

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+from accs_lsp.analysis import python_ast
 from accs_lsp.types.model import ANY, PyType, _from_node
 
 
@@ -95,11 +96,16 @@ class TypeProvider(Protocol):
 class ExpressionSlot:
     """An expression position in the statement at the cursor, found from the text alone.
 
-    kind: return | annotation | attribute | argument | assignment
+    kind: return | yield | annotation | default | attribute | argument | operand | iterable
     start: character offset in the document where the expression begins
-    annotation: the annotation's text (kind annotation)
+    annotation: the annotation's text (annotation: of an assignment; default: of a parameter),
+        the operator (operand)
     callee_end: offset just after the callee's "(" (kind argument)
     keyword: the keyword of a keyword argument (kind argument), else ""
+    target: the assigned attribute (`self.x`), the left operand's text (operand), the loop
+        target (iterable)
+    lambda_start: where the argument's `lambda` begins when the slot is that lambda's body
+        (kind argument; the expected type is then the parameter's callable's result), else 0
     """
 
     kind: str
@@ -108,6 +114,12 @@ class ExpressionSlot:
     callee_end: int = 0
     keyword: str = ""
     target: str = ""
+    lambda_start: int = 0
+
+    @property
+    def argument_start(self) -> int:
+        """Where the argument itself begins (for a lambda's body, the lambda)."""
+        return self.lambda_start or self.start
 
 
 def parse_signature(text: str) -> Signature | None:
@@ -116,7 +128,7 @@ def parse_signature(text: str) -> Signature | None:
     if not text:
         return None
     try:
-        tree = ast.parse(f"def {text}: pass")
+        tree = python_ast.parse(f"def {text}: pass")
     except SyntaxError:
         return None
     function = tree.body[0]

@@ -283,6 +283,13 @@ class PyrightProvider:
                 bindings = ()
             return HoleTypes(expected, slot.kind, bindings, visible)
 
+    def expected_type(self, source: str, slot: ExpressionSlot) -> PyType | None:
+        with self._lock:
+            try:
+                return _known_or_none(self._expected(source, slot))
+            except Exception:
+                return None
+
     def member_names(self, source: str, receiver_end: int) -> tuple[str, ...] | None:
         code = source[:receiver_end] + "."
         with self._lock:
@@ -396,7 +403,7 @@ class PyrightProvider:
     # -- expected type ---------------------------------------------------------------------
 
     def _expected(self, source: str, slot: ExpressionSlot) -> PyType | None:
-        if slot.kind == "annotation":
+        if slot.kind in ("annotation", "default"):
             return parse_type(slot.annotation)
         if slot.kind == "return":
             return self._return_type(source, slot.start)
