@@ -195,3 +195,19 @@ def engine(model):
     from accs_lsp.completion import CompletionEngine
 
     return CompletionEngine(model)
+
+
+def test_an_operand_is_typed_and_the_clause_goes_on_after_it(engine, provider) -> None:
+    from accs_lsp.constraints.types import typed_grammar
+
+    source = "def within(lo: int, x: float) -> bool:\n    if lo < "
+    plan = plan_type_layer(provider, source, statement_start(source), len(source), False)
+    assert plan.top_rule is not None and plan.expected == FLOAT
+    matcher = engine.grammars.matcher(typed_grammar(plan, ""))
+
+    def admits(text: str) -> bool:
+        copy = matcher.deep_copy()
+        return copy.consume_tokens(engine.model.tokenize(text)) and not copy.is_error()
+
+    assert admits("x:\n") and admits("x <= 10 and x > 0:\n") and admits("x + 1:\n")
+    assert not admits("'text':\n") and not admits("within:\n")

@@ -204,3 +204,22 @@ def test_new_attributes_on_self_and_user_classes_are_not_blocked(engine, provide
     source = "class B:\n    pass\ndef g(b: B, xs: list[int]) -> None:\n    b."
     assert member_constraint_at_end(engine, provider, source).allows("created = 2")
     assert not member_constraint_at_end(engine, provider, source[:-2] + "xs.").allows("created = 2")
+
+
+def test_healing_with_two_layers_recreates_the_word_it_took_back(engine) -> None:
+    # Healing takes " Non" back; the model's best token there is not one that re-creates it.
+    # With the grammar and the member layer together (which restricts nothing here), healing
+    # must find the same token as with the grammar alone.
+    source = (
+        "class Wrapper:\n    def __init__(self, max_lines: int | None = None) -> None:\n        self.max_lines = max_lines\n\n"
+        "    def fits(self, lines: list[str]) -> bool:\n        if (\n            self.max_lines is Non|\n"
+        "            or len(lines) + 1 < self.max_lines\n        ):\n            return True\n        return False\n"
+    )
+    document = Document("file:///healing.py", source.replace("|", ""), "python").snapshot()
+
+    def at(level: str):
+        return engine.complete(document, source.index("|"), CompletionOptions(constraints=level, max_tokens=24, timeout_ms=None))
+
+    typed, syntax = at("types"), at("syntax")
+    assert [layer["name"] for layer in typed.layers if layer["applied"]] == ["grammar", "members"]
+    assert typed.text == syntax.text, (typed.text, syntax.text)

@@ -23,11 +23,12 @@ PLANNING_SECONDS = 0.25
 # Time for the inhabitation search itself, apart from the checker's lookups.
 SEARCH_SECONDS = 0.1
 # What may follow the typed expression: the end of the statement; after an argument or a
-# parameter's default a "," or ")"; after an operand or a loop's iterable, the rest of a clause.
+# parameter's default a "," or ")"; after an operand or a loop's iterable, the rest of a clause
+# (`:`, `and ...`, `<= hi` in a chained comparison: anything that does not go on with it).
 _TAILS = {
     "statement": r"([;#\r\n](.|\n)*)?",
     "argument": r"([,)](.|\n)*)?",
-    "clause": r"([ \t]*([:;#)\],}\r\n]|(and|or|if|else|for)[ \t(])(.|\n)*)?",
+    "clause": r"([^A-Za-z0-9_.(\[](.|\n)*)?",
 }
 _TAIL_OF_SLOT = {"argument": "argument", "default": "argument", "operand": "clause", "iterable": "clause"}
 
@@ -58,7 +59,7 @@ def plan_type_layer(
     """Ask the provider about the cursor and run the inhabitation search (once per request)."""
     started = time.perf_counter()
     slot = expression_slot(text, statement_start, offset)
-    probe = slot or ExpressionSlot("statement", offset)
+    probe = slot or ExpressionSlot("statement", offset, cursor=offset)
     hole = provider.hole_types(text, probe)
     before_statement = text[:statement_start]
     deadline = started + PLANNING_SECONDS

@@ -315,9 +315,10 @@ class Generator:
                 return StopReason.END_OF_GENERATION
             chosen = [token]
         else:
-            # Healing under greedy decoding needs only the best allowed tokens; sampling the full mask.
-            narrow = self.sampler.is_greedy and hasattr(constraint, "mask_logits_narrow")
-            (constraint.mask_logits_narrow if narrow else constraint.mask_logits)(logits)
+            # Sampling and healing need the full mask: a narrowed one keeps only the best token
+            # every layer allows, which need not re-create the text healing took back (after
+            # `is Non`, " not" is better than " None"), and healing then fails.
+            constraint.mask_logits(logits)
             chosen = self._next_tokens(logits, output)
             if len(chosen) == 1 and self.model.is_end_of_generation(chosen[0]):
                 return StopReason.END_OF_GENERATION

@@ -103,7 +103,7 @@ class IndexedProvider:
         """Also starts a request: `deferred` starts afresh."""
         self.deferred = []
         self._last_question = time.monotonic()
-        index = self.index(source, slot.start)
+        index = self.index(source, slot.cursor or slot.start)
         if index is None:
             return self._ask(self.checker.hole_types, source, slot, wait=FALLBACK_WAIT_SECONDS) or HoleTypes(origin=slot.kind)
         scope = index.scope_at(source.count("\n", 0, slot.start) + 1)

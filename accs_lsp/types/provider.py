@@ -115,6 +115,7 @@ class ExpressionSlot:
     keyword: str = ""
     target: str = ""
     lambda_start: int = 0
+    cursor: int = 0  # where the cursor is (the hole may have broken the text there); 0: at `start`
 
     @property
     def argument_start(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keyword
 import re
+from dataclasses import replace
 
 from accs_lsp.analysis.scanner import top_level_commas, unclosed_brackets
 from accs_lsp.types.provider import ExpressionSlot
@@ -31,6 +32,11 @@ _FOR_ITERABLE = re.compile(r"(?:async[ \t]+)?for[ \t]+([A-Za-z_]\w*)[ \t]+in[ \t
 
 def expression_slot(text: str, statement_start: int, cursor: int) -> ExpressionSlot | None:
     """The slot of the expression that the cursor is in, or None where no expected type applies."""
+    slot = _slot(text, statement_start, cursor)
+    return replace(slot, cursor=cursor) if slot is not None else None
+
+
+def _slot(text: str, statement_start: int, cursor: int) -> ExpressionSlot | None:
     prefix = text[statement_start:cursor]
     opened = unclosed_brackets(prefix)
     calls = [index for index, bracket in opened if bracket == "(" and _is_callee(prefix[:index])]
