@@ -77,9 +77,12 @@ def plan_type_layer(
             skipped.append(str(value))
             return None
         looking = time.perf_counter()
-        asked[value] = provider.members(before_statement, value)
+        found: tuple[Member, ...] | None = provider.members(before_statement, value)
         lookup_seconds[0] += time.perf_counter() - looking
-        return asked[value]
+        if not found and str(value) in getattr(provider, "deferred", ()):
+            found = None  # not looked up yet: unknown (any member), not a type without members
+        asked[value] = found
+        return found
 
     def values_members(value: PyType) -> tuple[Member, ...] | None:
         """A module is a receiver (`t.`), never a value the search builds expressions from."""

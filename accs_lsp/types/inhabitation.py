@@ -74,7 +74,6 @@ _KNOWN_CLASSES = frozenset(
      "AbstractSet", "MutableSet", "Union", "enumerate", "map", "filter", "zip", "reversed", "Sized", "Container",
      "Hashable", "Reversible", "KeysView", "ValuesView"}
 )
-_SCALARS = {"int", "float", "complex", "bool", "str", "bytes", "None"}
 _NUMERIC = {"int": ("+", "-", "*", "//", "%", "**"), "float": ("+", "-", "*", "/", "//", "%", "**"),
             "complex": ("+", "-", "*", "/", "**")}
 _TERMINAL_OF = {"(": "LPAR", ")": "RPAR", "[": "LSQB", "]": "RSQB", "{": "LBRACE", "}": "RBRACE", ",": "COMMA",
@@ -399,7 +398,7 @@ class InhabitationGrammar:
     def _members_known(self, value: PyType) -> bool:
         if self._out_of_time():
             return False
-        return value.is_known and (value.name in _SCALARS or self.scope.members_of(value) is not None)
+        return value.is_known and (value.name == "None" or self.scope.members_of(value) is not None)
 
     def _out_of_time(self) -> bool:
         if not self.ran_out and self.out_of_time():
