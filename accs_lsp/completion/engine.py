@@ -147,7 +147,7 @@ class CompletionEngine:
         if type_provider is not None:
             provider = self.type_provider(type_provider)
             for _ in range(WARM_UP_PASSES):  # the tables found lead the search to more types
-                plan_type_layer(provider, WARM_UP_SOURCE, WARM_UP_SOURCE.rindex("return"), len(WARM_UP_SOURCE), False)
+                plan_type_layer(provider, WARM_UP_SOURCE, WARM_UP_SOURCE.rindex("return"), len(WARM_UP_SOURCE), False, thorough=True)
                 if not provider.deferred or not provider.finish_lookups(timeout=WARM_UP_LOOKUP_SECONDS):
                     break
 

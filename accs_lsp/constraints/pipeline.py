@@ -210,12 +210,13 @@ class AllOf:
         for layer in self.layers:
             layer.mask_logits(logits)
 
-    def mask_logits_narrow(self, logits: np.ndarray) -> None:
+    def mask_logits_narrow(self, logits: np.ndarray, wanted: Callable[[int], bool] | None = None) -> None:
         """A mask that keeps only the best token every layer allows, enough for greedy decoding
         (healing that finds no fitting token puts the taken-back text back as it was): the
         first layer's full mask, then its best tokens checked against the other layers one by
         one. Their full masks (the typed grammar's costs about a millisecond) are computed only
-        when none of the first NARROW_CANDIDATES passes."""
+        when none of the first NARROW_CANDIDATES passes. `wanted`: only tokens it accepts count
+        (while healing: those that re-create the text taken back)."""
         self.layers[0].mask_logits(logits)
         count = min(NARROW_CANDIDATES, len(logits))
         best_first = np.argpartition(-logits, count - 1)[:count]  # not a sort of the whole vocabulary
@@ -223,6 +224,8 @@ class AllOf:
             token = int(token)
             if not np.isfinite(logits[token]):
                 break
+            if wanted is not None and not wanted(token):
+                continue
             if self._others_allow(token):
                 best = logits[token]
                 logits[:] = -np.inf

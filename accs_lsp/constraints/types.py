@@ -12,7 +12,7 @@ from accs_lsp.types.receivers import ReceiverTypes
 from accs_lsp.constraints.python_grammar import _exact_regex, expression_grammar
 from accs_lsp.constraints.llguidance_bridge import GrammarCache
 from accs_lsp.constraints.syntax import SyntaxConstraint
-from accs_lsp.types.inhabitation import InhabitationGrammar, Scope, is_modelled
+from accs_lsp.types.inhabitation import STEP_BUDGET, InhabitationGrammar, Scope, is_modelled
 from accs_lsp.types.model import PyType
 from accs_lsp.types.provider import ExpressionSlot, HoleTypes, Member, TypeProvider
 from accs_lsp.types.slots import expression_slot
@@ -20,8 +20,10 @@ from accs_lsp.types.slots import expression_slot
 # Time for asking the checker about members in one request; past it, types the module does
 # not define stay unknown (the search reads them as Any) and the plan says so.
 PLANNING_SECONDS = 0.25
-# Time for the inhabitation search itself, apart from the checker's lookups.
-SEARCH_SECONDS = 0.1
+# Time for the inhabitation search itself, apart from the checker's lookups: a safety net
+# behind its budget of member steps (inhabitation.STEP_BUDGET), which answers the same on any
+# machine.
+SEARCH_SECONDS = 0.3
 # What may follow the typed expression: the end of the statement; after an argument or a
 # parameter's default a "," or ")"; after an operand or a loop's iterable, the rest of a clause
 # (`:`, `and ...`, `<= hi` in a chained comparison: anything that does not go on with it).
@@ -54,9 +56,14 @@ class TypeLayerPlan:
 
 
 def plan_type_layer(
-    provider: TypeProvider, text: str, statement_start: int, offset: int, after_dot: bool
+    provider: TypeProvider, text: str, statement_start: int, offset: int, after_dot: bool,
+    thorough: bool = False,
 ) -> TypeLayerPlan:
-    """Ask the provider about the cursor and run the inhabitation search (once per request)."""
+    """Ask the provider about the cursor and run the inhabitation search (once per request).
+    `thorough`: without the search's budgets (a warm-up, asking for every member table the
+    search may use)."""
+    search_seconds = float("inf") if thorough else SEARCH_SECONDS
+    step_budget = 10**9 if thorough else STEP_BUDGET
     started = time.perf_counter()
     slot = expression_slot(text, statement_start, offset)
     probe = slot or ExpressionSlot("statement", offset, cursor=offset)
@@ -96,9 +103,9 @@ def plan_type_layer(
 
         def out_of_time() -> bool:
             """The search's own time (not the checker's, paid once per type) is its budget."""
-            return time.perf_counter() - lookup_seconds[0] - searching > SEARCH_SECONDS
+            return time.perf_counter() - lookup_seconds[0] - searching > search_seconds
 
-        grammar = InhabitationGrammar(scope, out_of_time=out_of_time)
+        grammar = InhabitationGrammar(scope, out_of_time=out_of_time, step_budget=step_budget)
         top = grammar.rule_for(hole.expected, "_b" if _tail(slot) == "argument" else "")
     first_members = None
     if after_dot:
@@ -113,7 +120,7 @@ def plan_type_layer(
     elif deferred:
         shortfall = f"members of {_some(deferred)} left unknown while the type checker looks them up"
     elif grammar is not None and grammar.ran_out:
-        shortfall = f"the typed search ran past {SEARCH_SECONDS * 1000:.0f} ms: the rest of it reads as any expression"
+        shortfall = "the typed search reached its budget: the rest of it reads as any expression"
     return TypeLayerPlan(slot, hole, grammar, top, receivers, first_members, time.perf_counter() - started, shortfall)
 
 

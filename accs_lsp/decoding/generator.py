@@ -315,10 +315,13 @@ class Generator:
                 return StopReason.END_OF_GENERATION
             chosen = [token]
         else:
-            # Sampling and healing need the full mask: a narrowed one keeps only the best token
-            # every layer allows, which need not re-create the text healing took back (after
-            # `is Non`, " not" is better than " None"), and healing then fails.
-            constraint.mask_logits(logits)
+            # Healing under greedy decoding needs only the best allowed token among those that
+            # re-create the text it took back (after `is Non`, " not" is better than " None" but
+            # does not heal); sampling needs the full mask.
+            if self.sampler.is_greedy and hasattr(constraint, "mask_logits_narrow"):
+                constraint.mask_logits_narrow(logits, wanted=lambda token: self._heals(token, output))
+            else:
+                constraint.mask_logits(logits)
             chosen = self._next_tokens(logits, output)
             if len(chosen) == 1 and self.model.is_end_of_generation(chosen[0]):
                 return StopReason.END_OF_GENERATION
@@ -353,18 +356,22 @@ class Generator:
         constraint.accept([token])
         return token
 
+    def _heals(self, token: int, output: "_Output") -> bool:
+        """Whether `token` re-creates (part of) the text healing took back."""
+        pending = output.pending_healing.encode("utf-8")
+        piece = self.model.token_bytes(token)
+        return bool(piece) and (pending.startswith(piece) or piece.startswith(pending))
+
     def _next_tokens(self, logits: np.ndarray, output: "_Output") -> list[int]:
         """The sampler's token, or while healing, the best token that re-creates the removed text."""
         if not output.pending_healing:
             return [self.sampler.choose(logits)]
-        pending = output.pending_healing.encode("utf-8")
         count = min(HEALING_CANDIDATES, len(logits))
         candidates = np.argpartition(-logits, count - 1)[:count]
         for token in candidates[np.argsort(-logits[candidates])]:
             if not np.isfinite(logits[token]):
                 break  # masked out by a constraint, like everything after it
-            piece = self.model.token_bytes(int(token))
-            if piece and (pending.startswith(piece) or piece.startswith(pending)):
+            if self._heals(int(token), output):
                 return [int(token)]
         # None of the likely tokens fits: put the removed text back as it was.
         return self.model.tokenize(output.pending_healing)

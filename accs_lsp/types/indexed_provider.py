@@ -65,19 +65,19 @@ class IndexedProvider:
     # It never waits long for the checker: the planner need not cut its member lookups short.
     bounds_its_waits = True
 
-    def __init__(self, checker: Checker, member_wait_seconds: float = 0.02, member_seconds: float = 60.0) -> None:
+    def __init__(self, checker: Checker, member_seconds: float = 60.0) -> None:
         self.checker = checker
-        self.member_wait_seconds = member_wait_seconds
-        self.member_seconds = member_seconds  # how long a looked-up member table is kept
+        self.member_seconds = member_seconds  # how long a looked-up member table of a user type is kept
         self._lock = threading.Lock()
         self._checker_lock = threading.Lock()  # one question at a time, background lookups included
         self._indexes: OrderedDict[tuple[int, int], ModuleIndex | None] = OrderedDict()
         self._latest: tuple[str, ModuleIndex] | None = None
         self._blocks = BlockParser()
+        self._declared: tuple[ModuleIndex, str] | None = None
         self._module_members: dict[str, tuple[Member, ...]] = {}
         self._builtin_parameters: dict[tuple, PyType | None] = {}
         # Members of types defined elsewhere take the checker up to a second each: they are
-        # looked up in the background, and a request waits only briefly for them.
+        # looked up in the background, and a request does not wait for them.
         self._lookups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accs-members")
         self._pending: dict[tuple[str, int], Future[tuple[Member, ...]]] = {}
         self._found: dict[tuple[str, int], tuple[float, tuple[Member, ...]]] = {}
@@ -93,6 +93,7 @@ class IndexedProvider:
         with self._lock:
             self._indexes.clear()
             self._latest = None
+            self._declared = None
             self._pending.clear()
             self._found.clear()
         self.checker.close()
@@ -202,16 +203,14 @@ class IndexedProvider:
             if found is not None and (builtin or time.monotonic() - found[0] < self.member_seconds):
                 return found[1]
             future = self._pending.get(key)
-            queued = any(not other.done() for other in self._pending.values())
             if future is None:
                 try:
-                    declarations = Excerpt.of(source, None, index).text
-                    future = self._lookups.submit(self._members_when_idle, declarations, owner)
+                    future = self._lookups.submit(self._members_when_idle, self._declarations(source, index), owner)
                 except RuntimeError:  # closed
                     return None
                 self._pending[key] = future
         try:
-            members = future.result(timeout=0 if queued else self.member_wait_seconds)
+            members = future.result(timeout=0)  # a lookup starts only once requests pause: no wait
         except FutureTimeout:
             self.deferred.append(str(owner))
             return None
@@ -221,6 +220,13 @@ class IndexedProvider:
             self._pending.pop(key, None)
             self._found[key] = (time.monotonic(), members)
         return members
+
+    def _declarations(self, source: str, index: ModuleIndex) -> str:
+        """The module's imports and declarations (computed once per index: milliseconds on a
+        big file, and asked for while decoding)."""
+        if self._declared is None or self._declared[0] is not index:
+            self._declared = (index, Excerpt.of(source, None, index).text)
+        return self._declared[1]
 
     def _members_when_idle(self, source: str, owner: PyType) -> tuple[Member, ...]:
         """A background lookup, started once no request has asked anything for a while: on

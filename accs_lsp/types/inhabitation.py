@@ -48,6 +48,10 @@ from accs_lsp.types.provider import Binding, Member, Signature
 RULE_BUDGET = 250
 # Member chains from one type to the target beyond which the chain is left open (any trailers).
 CHAIN_ALTERNATIVES = 24
+# Distinct member steps the search examines before it leaves the rest open: the seed's examples
+# take about 150; a hole in a 3,800-line module with dozens of classes in scope about 600, and
+# the grammar of the whole search then costs more per token than the type layers' 1 ms target.
+STEP_BUDGET = 400
 # Completion items are searched this deep (the grammar goes deeper).
 ITEM_DEPTH = 2
 # The iterable of a comprehension whose loop variable's type is unknown: reached only by
@@ -159,15 +163,20 @@ class InhabitationGrammar:
     """
 
     def __init__(
-        self, scope: Scope, max_depth: int = 3, chain_steps: int = 2, out_of_time: Callable[[], bool] = lambda: False
+        self, scope: Scope, max_depth: int = 3, chain_steps: int = 2, out_of_time: Callable[[], bool] = lambda: False,
+        step_budget: int = STEP_BUDGET,
     ) -> None:
         self.scope = scope
         self.max_depth = max_depth
         self.chain_steps = chain_steps
-        # Once `out_of_time()`, what is left unexplored is read as Any (the grammar gets
-        # looser, never wrong); `ran_out` says that it happened.
+        # Once `step_budget` member steps are examined (the same answer for the same code on
+        # any machine), or `out_of_time()` (a safety net), what is left unexplored is read as
+        # Any: the grammar gets looser, never wrong. `ran_out` says that it happened.
         self.out_of_time = out_of_time
+        self.step_budget = step_budget
+        self.examined = 0
         self.ran_out = False
+        self._steps: dict[PyType, list[tuple[tuple[Part, ...], PyType]]] = {}
         self._names: dict[tuple, str] = {}
         self._rules: dict[str, list[str]] = {}
         self._productive: dict[tuple, bool] = {}
@@ -381,6 +390,11 @@ class InhabitationGrammar:
 
     def chain_steps_of(self, value: PyType) -> list[tuple[tuple[Part, ...], PyType]]:
         """One step from a value: attribute, method call, subscript; with the step's result type."""
+        if value not in self._steps:
+            self._steps[value] = self._new_chain_steps(value)
+        return self._steps[value]
+
+    def _new_chain_steps(self, value: PyType) -> list[tuple[tuple[Part, ...], PyType]]:
         steps: list[tuple[tuple[Part, ...], PyType]] = []
         for member in self.scope.members_of(value) or ():
             result = gradual(member.type, self.scope.classes)
@@ -393,6 +407,7 @@ class InhabitationGrammar:
             steps.append(((Lit("["), raw("expr_b"), Lit("]")), subscripted))
         if value.name in ("list", "str", "tuple", "bytes") and value.args or value.name in ("str", "bytes"):
             steps.append(((Lit("["), raw("slice_range_b"), Lit("]")), value))
+        self.examined += len(steps)
         return steps
 
     def _members_known(self, value: PyType) -> bool:
@@ -401,7 +416,7 @@ class InhabitationGrammar:
         return value.is_known and (value.name == "None" or self.scope.members_of(value) is not None)
 
     def _out_of_time(self) -> bool:
-        if not self.ran_out and self.out_of_time():
+        if not self.ran_out and (self.examined > self.step_budget or self.out_of_time()):
             self.ran_out = True
         return self.ran_out
 
