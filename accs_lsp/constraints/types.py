@@ -7,14 +7,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from accs_lsp.constraints.members import MemberConstraint
-from accs_lsp.types.receivers import ReceiverTypes
-from accs_lsp.constraints.python_grammar import _exact_regex, expression_grammar
 from accs_lsp.constraints.llguidance_bridge import GrammarCache
+from accs_lsp.constraints.members import MemberConstraint
+from accs_lsp.constraints.python_grammar import _exact_regex, expression_grammar
 from accs_lsp.constraints.syntax import SyntaxConstraint
 from accs_lsp.types.inhabitation import STEP_BUDGET, InhabitationGrammar, Scope, is_modelled
 from accs_lsp.types.model import PyType
 from accs_lsp.types.provider import ExpressionSlot, HoleTypes, Member, TypeProvider
+from accs_lsp.types.receivers import ReceiverTypes
 from accs_lsp.types.slots import expression_slot
 
 # Time for asking the checker about members in one request; past it, types the module does
@@ -46,7 +46,7 @@ class TypeLayerPlan:
     receivers: ReceiverTypes
     first_members: tuple[int, frozenset[str]] | None
     seconds: float
-    # Why the plan is partial ("" when it is not): planning ran out of its time.
+    # Why the plan is partial ("" when it is not): what was left unknown, and why.
     shortfall: str = ""
 
     @property
