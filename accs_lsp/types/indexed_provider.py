@@ -24,7 +24,7 @@ from typing import Any, Callable, Protocol
 
 from accs_lsp.analysis.scanner import top_level_commas
 from accs_lsp.types.inhabitation import is_modelled
-from accs_lsp.types.model import ANY, BYTES, FLOAT, STR, PyType, callable_result, element_type, parse_type
+from accs_lsp.types.model import ANY, BYTES, FLOAT, STR, PyType, callable_result, element_type, known_or_none, parse_type
 from accs_lsp.types.module_index import BUILTIN_NAMES, BlockParser, ModuleIndex, ScopeAtCursor, top_level_block
 from accs_lsp.types.provider import FILE_HEAD, Binding, ExpressionSlot, HoleTypes, Member, Signature, TypeProvider
 from accs_lsp.types.receivers import ReceiverTypes, trailing_chain
@@ -115,7 +115,7 @@ class IndexedProvider:
             expected = self._checker_expected(source, slot, index, reader.builtin_call)
         if slot.lambda_start and isinstance(expected, PyType):
             expected = callable_result(expected) if expected.name == "Callable" else None
-        return HoleTypes(_known_or_none(expected), slot.kind, bindings, visible)
+        return HoleTypes(known_or_none(expected), slot.kind, bindings, visible)
 
     def _checker_expected(self, source: str, slot: ExpressionSlot, index: ModuleIndex, builtin_call: tuple | None) -> PyType | None:
         """The checker's expected type, shown an excerpt of the file; for a builtin's parameter,
@@ -436,10 +436,6 @@ def _with_statement_names(scope: ScopeAtCursor, source: str, offset: int) -> tup
     bindings = tuple(b for b in scope.bindings if b.name not in names) + tuple(Binding(name, ANY) for name in sorted(names))
     visible = scope.visible | names if scope.visible is not None else None
     return bindings, visible
-
-
-def _known_or_none(value: PyType | None) -> PyType | None:
-    return value if value is not None and value.is_known else None
 
 
 __all__ = ["IndexedProvider", "HoleReader", "UNRESOLVED"]

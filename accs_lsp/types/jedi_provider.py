@@ -8,7 +8,7 @@ from typing import Iterable
 
 import jedi
 
-from accs_lsp.types.model import ANY, NONE, PyType, parse_type, union
+from accs_lsp.types.model import ANY, NONE, PyType, known_or_none, parse_type, union
 from accs_lsp.types.provider import Binding, ExpressionSlot, HoleTypes, Member, MemberTables, Signature, parse_signature
 
 # Types whose members do not depend on the user's code (cached for the whole session).
@@ -41,7 +41,7 @@ class JediProvider:
                 expected = self._expected(script, source, slot)
                 completions = script.complete(line, column)
                 visible = frozenset(c.name for c in completions if c.name.isidentifier() and not keyword.iskeyword(c.name))
-                return HoleTypes(_known_or_none(expected), slot.kind, tuple(self._bindings(completions)), visible)
+                return HoleTypes(known_or_none(expected), slot.kind, tuple(self._bindings(completions)), visible)
             except Exception:  # Jedi fails on odd code in many ways: fail open
                 return HoleTypes(origin=slot.kind)
 
@@ -49,7 +49,7 @@ class JediProvider:
         source = _held_open(source, slot.start)
         with self._lock:
             try:
-                return _known_or_none(self._expected(jedi.Script(source, path=self.path), source, slot))
+                return known_or_none(self._expected(jedi.Script(source, path=self.path), source, slot))
             except Exception:
                 return None
 
@@ -181,10 +181,6 @@ def _type_hint(name: jedi.api.classes.BaseName) -> PyType:
         return parse_type(name.get_type_hint())
     except Exception:  # Jedi raises on some generic types (a TypeError inside its printer)
         return ANY
-
-
-def _known_or_none(value: PyType | None) -> PyType | None:
-    return value if value is not None and value.is_known else None
 
 
 def _held_open(source: str, hole: int) -> str:

@@ -140,6 +140,11 @@ def _literal(items: list[ast.expr]) -> PyType:
     return PyType(kinds.pop()) if len(kinds) == 1 and kinds <= {"int", "str", "bool", "bytes"} else ANY
 
 
+def known_or_none(value: PyType | None) -> PyType | None:
+    """The type where it says something (not None, not Any), else None."""
+    return value if value is not None and value.is_known else None
+
+
 def union(*members: PyType) -> PyType:
     flat: list[PyType] = []
     for member in members:

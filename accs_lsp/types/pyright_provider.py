@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from accs_lsp.analysis.scanner import split_top_level
-from accs_lsp.types.model import ANY, PyType, parse_type, union
+from accs_lsp.types.model import ANY, PyType, known_or_none, parse_type, union
 from accs_lsp.types.provider import Binding, ExpressionSlot, HoleTypes, Member, MemberTables, Signature, parse_signature
 
 EXECUTABLE = "basedpyright-langserver"
@@ -274,7 +274,7 @@ class PyrightProvider:
         with self._lock:
             try:
                 names, visible = self._scope_names(source, slot.start)
-                expected = _known_or_none(self._expected(source, slot))
+                expected = known_or_none(self._expected(source, slot))
             except Exception:  # a dead, slow or confused server: fail open
                 return HoleTypes(origin=slot.kind)
             try:
@@ -286,7 +286,7 @@ class PyrightProvider:
     def expected_type(self, source: str, slot: ExpressionSlot) -> PyType | None:
         with self._lock:
             try:
-                return _known_or_none(self._expected(source, slot))
+                return known_or_none(self._expected(source, slot))
             except Exception:
                 return None
 
@@ -789,9 +789,5 @@ def _offset(text: str, line: int, character: int) -> int:
         units += 2 if ord(text[index]) > 0xFFFF else 1
         index += 1
     return index
-
-
-def _known_or_none(value: PyType | None) -> PyType | None:
-    return value if value is not None and value.is_known else None
 
 
