@@ -7,7 +7,9 @@
  * Feedback: every inline item carries the server command `accs.feedback`; the
  * client registers each command listed in the server's executeCommandProvider
  * as a VS Code command that forwards to workspace/executeCommand, so VS Code
- * running the item's command on accept reaches the server.
+ * running the item's command on accept reaches the server.  A suggestion
+ * replaced by another one (or by none) without being accepted is reported with
+ * the same command and `accepted: false` (see `DismissalTracker`).
  */
 import * as vscode from 'vscode';
 import {
@@ -17,7 +19,7 @@ import {
     ServerOptions,
     State,
 } from 'vscode-languageclient/node';
-import { createMiddleware } from './middleware';
+import { FEEDBACK_COMMAND, createMiddleware } from './middleware';
 import { ServerLaunch, checkLaunch, describeStartFailure, formatLaunch, resolveServerLaunch } from './serverCommand';
 import {
     PathContext,
@@ -129,6 +131,8 @@ export class AccsExtension implements vscode.Disposable {
             args: launch.args,
             options: { cwd: ctx.workspaceFolder, env: { ...process.env } },
         };
+        // Assigned below; the middleware only calls reportDismissed once the client runs.
+        let client: LanguageClient | undefined;
         const clientOptions: LanguageClientOptions = {
             documentSelector: DOCUMENT_SELECTOR,
             outputChannel: this.output,
@@ -137,13 +141,14 @@ export class AccsExtension implements vscode.Disposable {
                 isEnabled: () => serverSettings().enabled,
                 debounceMs: () => readClientSettings(configuration()).debounceMs,
                 serverSettings,
+                reportDismissed: (completionId) => this.reportDismissed(client, completionId),
             }),
             initializationFailedHandler: (error) => {
                 this.status.set('error', error instanceof Error ? error.message : String(error));
                 return false;
             },
         };
-        const client = new LanguageClient('accs', 'ACCS', serverOptions, clientOptions);
+        client = new LanguageClient('accs', 'ACCS', serverOptions, clientOptions);
         client.onNotification(STATUS_NOTIFICATION, (params: unknown) => this.status.handleNotification(params));
         client.onDidChangeState((event) => {
             if (event.newState === State.Stopped && this.client === client && this.status.current.state !== 'error') {
@@ -163,6 +168,27 @@ export class AccsExtension implements vscode.Disposable {
         if (this.status.current.state === 'starting') {
             // The server sends accs/status once it starts loading the model.
             this.status.set('loading');
+        }
+    }
+
+    /** Sends `accs.feedback` with `accepted: false`; failures are logged, never thrown. */
+    private reportDismissed(client: LanguageClient | undefined, completionId: string): void {
+        if (client === undefined || !client.isRunning()) {
+            return;
+        }
+        const log = (error: unknown) =>
+            this.output.appendLine(
+                `Reporting dismissed completion ${completionId} failed: ${error instanceof Error ? error.message : String(error)}`,
+            );
+        try {
+            client
+                .sendRequest('workspace/executeCommand', {
+                    command: FEEDBACK_COMMAND,
+                    arguments: [{ completionId, accepted: false }],
+                })
+                .then(undefined, log);
+        } catch (error) {
+            log(error);
         }
     }
 

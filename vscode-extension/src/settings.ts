@@ -31,6 +31,14 @@ export interface ServerSettings {
     typeProvider: TypeProvider;
     timeoutMs: number;
     enabled: boolean;
+    /** At constraints full: run the candidates against the function's examples in a sandbox. */
+    runExamples: boolean;
+    /** Learn the workspace folders in the background (and a file when saved). */
+    learnWorkspace: boolean;
+    /** Compute the next suggestion in the background as if the one shown were accepted. */
+    prefetch: boolean;
+    /** MiB the server's caches may hold. */
+    memoryLimitMb: number;
 }
 
 /** Settings used only by the extension itself. */
@@ -48,7 +56,15 @@ export const SERVER_DEFAULTS: Readonly<ServerSettings> = Object.freeze({
     typeProvider: 'jedi',
     timeoutMs: 3000,
     enabled: true,
+    runExamples: true,
+    learnWorkspace: true,
+    prefetch: true,
+    memoryLimitMb: 1024,
 });
+
+/** Bounds of `memoryLimitMb` (the server refuses values outside them). */
+export const MEMORY_LIMIT_MB_MIN = 64;
+export const MEMORY_LIMIT_MB_MAX = 65536;
 
 export const CLIENT_DEFAULTS: Readonly<ClientSettings> = Object.freeze({
     serverCommand: ['accs-lsp', 'serve'],
@@ -126,6 +142,10 @@ export function readServerSettings(config: ConfigurationLike, ctx: PathContext =
         typeProvider: oneOf(config.get('typeProvider'), TYPE_PROVIDERS, d.typeProvider),
         timeoutMs: integer(config.get('timeoutMs'), d.timeoutMs, 100, 600_000),
         enabled: bool(config.get('enabled'), d.enabled),
+        runExamples: bool(config.get('runExamples'), d.runExamples),
+        learnWorkspace: bool(config.get('learnWorkspace'), d.learnWorkspace),
+        prefetch: bool(config.get('prefetch'), d.prefetch),
+        memoryLimitMb: integer(config.get('memoryLimitMb'), d.memoryLimitMb, MEMORY_LIMIT_MB_MIN, MEMORY_LIMIT_MB_MAX),
     };
 }
 

@@ -141,6 +141,21 @@ describe('extension bundle in a simulated VS Code, with the real server', functi
         );
     });
 
+    it('reports a suggestion left pending when its document closes as dismissed', async function () {
+        const other = stub.openDocument(Uri.file('/tmp/accs-extension-test/other.py'), 'python', TEXT);
+        const items = await inline(other, new Position(9, 4));
+        assert.ok(items.length > 0, 'no inline items');
+        const id = items[0].command?.arguments?.[0]?.completionId;
+        assert.strictEqual(typeof id, 'string', JSON.stringify(items[0]));
+        const before = stub.outputLines.length;
+        stub.closeDocument(other);
+        await waitFor(
+            'the server to log the dismissal',
+            () => stub.outputLines.slice(before).some((l) => l.includes(`feedback: ${id} dismissed`)),
+            10000,
+        );
+    });
+
     it('returns regular completions', async function () {
         doc.edit(new Range(11, 0, 11, 0), 'area = circle_');
         const token = new CancellationTokenSource().token;

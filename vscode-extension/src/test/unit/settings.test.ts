@@ -36,7 +36,19 @@ describe('settings', () => {
             assert.ok(`accs.${key}` in declared, `accs.${key} missing from package.json`);
             assert.deepStrictEqual(declared[`accs.${key}`], value, `default of accs.${key}`);
         }
-        const expected = ['modelPath', 'constraints', 'maxTokens', 'mode', 'typeProvider', 'timeoutMs', 'enabled'];
+        const expected = [
+            'modelPath',
+            'constraints',
+            'maxTokens',
+            'mode',
+            'typeProvider',
+            'timeoutMs',
+            'enabled',
+            'runExamples',
+            'learnWorkspace',
+            'prefetch',
+            'memoryLimitMb',
+        ];
         assert.deepStrictEqual(Object.keys(SERVER_DEFAULTS).sort(), expected.sort());
     });
 
@@ -49,6 +61,19 @@ describe('settings', () => {
         assert.strictEqual(props['accs.maxTokens'].default, 64);
         assert.strictEqual(props['accs.timeoutMs'].default, 3000);
         assert.strictEqual(props['accs.constraints'].default, 'syntax');
+        assert.strictEqual(props['accs.constraints'].markdownEnumDescriptions.length, 4);
+        assert.match(props['accs.constraints'].markdownEnumDescriptions[3], /examples run on the candidates/);
+    });
+
+    it('package.json declares the new server settings with their types and bounds', () => {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const props = require('../../../package.json').contributes.configuration.properties;
+        for (const key of ['runExamples', 'learnWorkspace', 'prefetch']) {
+            assert.strictEqual(props[`accs.${key}`].type, 'boolean', key);
+            assert.strictEqual(props[`accs.${key}`].default, true, key);
+        }
+        const memory = props['accs.memoryLimitMb'];
+        assert.deepStrictEqual([memory.type, memory.default, memory.minimum, memory.maximum], ['integer', 1024, 64, 65536]);
     });
 
     it('reads defaults from an empty configuration', () => {
@@ -66,6 +91,10 @@ describe('settings', () => {
                 typeProvider: 'pyright',
                 timeoutMs: 1500,
                 enabled: false,
+                runExamples: false,
+                learnWorkspace: false,
+                prefetch: false,
+                memoryLimitMb: 256,
             }),
         );
         assert.deepStrictEqual(s, {
@@ -76,7 +105,40 @@ describe('settings', () => {
             typeProvider: 'pyright',
             timeoutMs: 1500,
             enabled: false,
+            runExamples: false,
+            learnWorkspace: false,
+            prefetch: false,
+            memoryLimitMb: 256,
         });
+    });
+
+    it('validates runExamples, learnWorkspace, prefetch and memoryLimitMb', () => {
+        const d = readServerSettings(config({ runExamples: 'no', learnWorkspace: 0, prefetch: null, memoryLimitMb: '512' }));
+        assert.strictEqual(d.runExamples, true);
+        assert.strictEqual(d.learnWorkspace, true);
+        assert.strictEqual(d.prefetch, true);
+        assert.strictEqual(d.memoryLimitMb, 1024);
+        assert.strictEqual(readServerSettings(config({ memoryLimitMb: 1 })).memoryLimitMb, 64);
+        assert.strictEqual(readServerSettings(config({ memoryLimitMb: 1e9 })).memoryLimitMb, 65536);
+        assert.strictEqual(readServerSettings(config({ memoryLimitMb: 99.6 })).memoryLimitMb, 100);
+        assert.strictEqual(readServerSettings(config({ memoryLimitMb: NaN })).memoryLimitMb, 1024);
+        assert.strictEqual(readServerSettings(config({ memoryLimitMb: Infinity })).memoryLimitMb, 1024);
+        const one = readServerSettings(config({ learnWorkspace: false }));
+        assert.deepStrictEqual([one.runExamples, one.learnWorkspace, one.prefetch], [true, false, true]);
+    });
+
+    it('forwards the new settings under their camelCase names', () => {
+        const s = readServerSettings(config({ runExamples: false, learnWorkspace: false, prefetch: false, memoryLimitMb: 128 }));
+        const wire = JSON.parse(JSON.stringify(didChangeConfigurationParams(s))).settings.accs;
+        assert.strictEqual(wire.runExamples, false);
+        assert.strictEqual(wire.learnWorkspace, false);
+        assert.strictEqual(wire.prefetch, false);
+        assert.strictEqual(wire.memoryLimitMb, 128);
+        assert.strictEqual(configurationItem('accs.runExamples', s), false);
+        assert.strictEqual(configurationItem('accs.learnWorkspace', s), false);
+        assert.strictEqual(configurationItem('accs.prefetch', s), false);
+        assert.strictEqual(configurationItem('accs.memoryLimitMb', s), 128);
+        assert.deepStrictEqual(configurationItem('accs', s), s);
     });
 
     it('replaces invalid values by defaults and clamps numbers', () => {
@@ -136,6 +198,8 @@ describe('settings', () => {
         assert.strictEqual(classifyChange(event('editor.fontSize')), 'none');
         assert.strictEqual(classifyChange(event('accs.maxTokens')), 'server');
         assert.strictEqual(classifyChange(event('accs.enabled')), 'server');
+        assert.strictEqual(classifyChange(event('accs.runExamples')), 'server');
+        assert.strictEqual(classifyChange(event('accs.memoryLimitMb')), 'server');
         assert.strictEqual(classifyChange(event('accs.pythonPath')), 'launch');
         assert.strictEqual(classifyChange(event('accs.serverCommand', 'accs.mode')), 'launch');
     });
