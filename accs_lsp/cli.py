@@ -8,10 +8,12 @@ missing or corrupt model, bad arguments); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -70,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--timeout-ms", type=positive_int, default=None, help="stop generating after this long")
     complete.add_argument("--model", metavar="PATH")
     complete.add_argument("--json", action="store_true", help="print one JSON object with timings")
+    complete.add_argument("--no-examples", action="store_true", help="at constraints full, do not run the function's examples")
     complete.add_argument(
         "--engine", metavar="URL",
         help=f"decode on this OpenAI-compatible engine (vLLM, SGLang, llama-server: http://host:port/v1) instead of a local "
@@ -79,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--engine-kind", choices=ENGINE_KINDS, default="auto", help="the engine's request dialect (auto: asked of the engine)")
     complete.add_argument("--engine-model", metavar="NAME", default="", help="the model name sent to the engine (default: the first it lists)")
     complete.add_argument("--engine-candidates", type=positive_int, default=4, help="candidates asked for in validation mode")
+
+    learn = commands.add_parser("learn", help="learn a project's names, habits and snippets for constraints full")
+    learn.add_argument("path", type=Path, metavar="PATH", help="the project's root directory")
+    learn.add_argument("--reset", action="store_true", help="forget what was learned of PATH (and learn nothing)")
 
     doctor = commands.add_parser("doctor", help="check grammars, model, tokenizer, type providers and one completion")
     doctor.add_argument("--model", metavar="PATH")
@@ -132,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--no-type-check", action="store_true", help="skip basedpyright")
     evaluate.add_argument("--arms", default=None, help="comma-separated constraint levels (default: every available one)")
+    evaluate.add_argument(
+        "--learn", action="store_true",
+        help="learn --source first (in a temporary store) so that the full arm uses it; without it, full uses no store",
+    )
     evaluate.add_argument("--model", metavar="PATH")
     evaluations = evaluate.add_subparsers(dest="evaluation", required=False)
     parse_rate = evaluations.add_parser("parse", help="share of completions that leave the buffer parseable")
@@ -164,7 +175,9 @@ def _subparser_with(common: argparse.ArgumentParser) -> type[argparse.ArgumentPa
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     level = arguments.log_level or ("INFO" if arguments.command == "serve" else "WARNING")
-    handlers = {"serve": run_serve, "complete": run_complete, "doctor": run_doctor, "bench": run_bench, "eval": run_eval}
+    handlers = {
+        "serve": run_serve, "complete": run_complete, "learn": run_learn, "doctor": run_doctor, "bench": run_bench, "eval": run_eval,
+    }
     try:
         configure_logging(level, getattr(arguments, "log_file", None))
         return handlers[arguments.command](arguments)
@@ -304,6 +317,7 @@ def run_complete(arguments: argparse.Namespace) -> int:
         mode=arguments.mode,
         timeout_ms=arguments.timeout_ms,
         type_provider=arguments.type_provider,
+        run_examples=not arguments.no_examples,
     )
     from accs_lsp.models.remote import EngineError
 
@@ -320,6 +334,30 @@ def run_complete(arguments: argparse.Namespace) -> int:
         print(json.dumps(completion.to_json()))
     else:
         print(completion.text)
+    return 0
+
+
+def run_learn(arguments: argparse.Namespace) -> int:
+    from accs_lsp.learn.progress import stderr_progress_bar
+    from accs_lsp.learn.store import ProjectStore, forget
+
+    root = arguments.path.resolve()
+    if not root.is_dir():
+        raise UsageError(f"no such directory: {arguments.path}")
+    if arguments.reset:
+        print(f"forgot {root}" if forget(root) else f"nothing was learned of {root}")
+        return 0
+    store = ProjectStore.open(root)
+    if store is None:  # the cache directory cannot be written: the store said why
+        return EXIT_BAD_INPUT
+    try:
+        report = store.learn(progress=stderr_progress_bar())
+    finally:
+        store.close()
+    print(
+        f"learned {root}: {report.files_seen} files, {report.files_read} read, "
+        f"{report.files_removed} removed, {report.seconds:.1f} s"
+    )
     return 0
 
 
@@ -428,26 +466,48 @@ def run_eval(arguments: argparse.Namespace) -> int:
         raise UsageError(f"no such directory: {arguments.source}")
     arms = None
     if arguments.arms:
-        from accs_lsp.completion.options import AVAILABLE_CONSTRAINT_LEVELS
-
         arms = [arm.strip() for arm in arguments.arms.split(",") if arm.strip()]
-        unavailable = set(arms) - set(AVAILABLE_CONSTRAINT_LEVELS)
-        if unavailable or not arms:
-            raise UsageError(f"unknown or unavailable arms: {', '.join(sorted(unavailable)) or '(none given)'} (available: {', '.join(AVAILABLE_CONSTRAINT_LEVELS)})")
+        unknown_arms = set(arms) - set(CONSTRAINT_LEVELS)
+        if unknown_arms or not arms:
+            raise UsageError(f"unknown arms: {', '.join(sorted(unknown_arms)) or '(none given)'} (known: {', '.join(CONSTRAINT_LEVELS)})")
     chosen: list = []
     if "humaneval" in kinds:
         chosen += tasks.humaneval_tasks(arguments.limit)
     source_kinds = tuple(kind for kind in kinds if kind != "humaneval")
     if source_kinds:
         chosen += tasks.source_tasks(arguments.source, arguments.limit, source_kinds, arguments.seed)
-    engine = CompletionEngine(load_model(arguments.model), measure_invasiveness=True)
-    evaluation = runner.run(engine, chosen, arguments.max_tokens, runner.progress_bar, arms)
+    with evaluation_store(arguments) as projects:
+        engine = CompletionEngine(load_model(arguments.model), measure_invasiveness=True, projects=projects)
+        evaluation = runner.run(engine, chosen, arguments.max_tokens, runner.progress_bar, arms, arguments.source)
+    evaluation.project_store = f"{arguments.source} learned before the run" if arguments.learn else "none (not learned)"
     if not arguments.no_type_check:
         runner.count_new_type_errors(evaluation, chosen)
     for path in runner.write_outputs(evaluation, arguments.output):
         print(path)
     print((arguments.output / "report.md").read_text())
     return 0
+
+
+@contextlib.contextmanager
+def evaluation_store(arguments: argparse.Namespace):
+    """The stores the evaluation's full arm reads: with --learn, --source learned into a
+    temporary cache (the user's stores are neither read nor changed); without, none."""
+    from accs_lsp.learn.progress import stderr_progress_bar
+    from accs_lsp.learn.registry import ProjectStores
+    from accs_lsp.learn.store import ProjectStore
+
+    projects = ProjectStores(discover=False)
+    with tempfile.TemporaryDirectory(prefix="accs-eval-store-") as cache:
+        if arguments.learn:
+            store = ProjectStore.open(arguments.source.resolve(), cache_dir=Path(cache))
+            if store is None:
+                raise UsageError(f"cannot write a store for {arguments.source} in {cache}")
+            store.learn(progress=stderr_progress_bar())
+            projects.add(store)
+        try:
+            yield projects
+        finally:
+            projects.close()
 
 
 def run_eval_parse(arguments: argparse.Namespace) -> int:

@@ -51,6 +51,11 @@ class Settings:
     # Compute the next suggestion in the background as if the one shown were accepted, and
     # warm llama.cpp's KV cache with the prompt of a newly opened document.
     prefetch: bool = True
+    # At constraints "full": run the candidates against the function's examples in a sandbox.
+    run_examples: bool = True
+    # Learn the workspace folders in the background after initialize, and a file when it is
+    # saved (the contextual layer of constraints "full" reads what was learned).
+    learn_workspace: bool = True
     # A shared inference engine to decode on instead of the local model ("" for none): an
     # OpenAI-compatible base URL, how to use it, its kind, the model name to send, and how
     # many candidates to ask for in validation mode. The API key: $ACCS_ENGINE_API_KEY.

@@ -82,10 +82,32 @@ def test_bad_positions_exit_2_with_a_message(location, message):
     assert "Traceback" not in result.stderr
 
 
-def test_unavailable_constraint_level_exits_2():
-    result = run("complete", "fixtures/inventory.py:1:1", "--constraints", "full")
+def test_unknown_constraint_level_exits_2():
+    result = run("complete", "fixtures/inventory.py:1:1", "--constraints", "strict")
     assert result.returncode == 2
-    assert "not available yet" in result.stderr
+    assert "invalid choice: 'strict'" in result.stderr
+
+
+def test_learn_reads_only_what_changed_and_reset_forgets(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "shapes.py").write_text("def area(width, height):\n    return width * height\n")
+    (project / "names.py").write_text("import numpy as np\nTOTAL = np.zeros(3)\n")
+    environment = {**os.environ, "ACCS_CACHE_DIR": str(tmp_path / "cache")}
+
+    def learn(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "accs_lsp", "learn", str(project), *extra]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, env=environment)
+
+    first, second = learn(), learn()
+    assert first.returncode == 0 and "2 files, 2 read" in first.stdout, first.stderr
+    assert second.returncode == 0 and "2 files, 0 read" in second.stdout
+    assert learn("--reset").stdout.startswith("forgot ")
+    assert "2 files, 2 read" in learn().stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "accs_lsp", "learn", str(tmp_path / "nowhere")], capture_output=True, text=True, env=environment
+    )
+    assert missing.returncode == 2 and missing.stderr.strip() == f"accs-lsp: error: no such directory: {tmp_path / 'nowhere'}"
 
 
 def test_missing_and_corrupt_model_files_name_the_path(tmp_path):

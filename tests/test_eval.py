@@ -83,12 +83,14 @@ def test_eval_command_writes_json_markdown_and_chart(tmp_path: Path) -> None:
     output = tmp_path / "report"
     completed = subprocess.run(
         [sys.executable, "-m", "accs_lsp", "eval", "--limit", "1", "--kinds", "humaneval,return,attribute",
-         "--max-tokens", "24", "--output", str(output)],
+         "--max-tokens", "24", "--output", str(output), "--learn"],
         capture_output=True, text=True, timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads((output / "results.json").read_text())
-    assert results["arms"] == ["none", "syntax", "types"] and results["unavailable_arms"] == ["full"]
+    assert results["arms"] == ["none", "syntax", "types", "full"]
+    assert results["project_store"].endswith("learned before the run")
+    assert results["summary"]["full"]["tasks_with_examples_run"] > 0, "HumanEval docstrings carry examples"
     assert results["type_checker"] == "basedpyright"
     assert {record["kind"] for record in results["records"]} == {"humaneval", "return", "attribute"}
     assert results["summary"]["syntax"]["parse_rate"] == 1.0

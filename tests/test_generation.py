@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from accs_lsp.completion import CompletionEngine, CompletionOptions, ConstraintLevelUnavailable
+from accs_lsp.completion import CompletionEngine, CompletionOptions, InvalidRequest
 from accs_lsp.decoding import Generator, LineStop, PromptBuilder
 from accs_lsp.documents import Document
 
@@ -76,9 +76,9 @@ def test_completion_at_the_top_of_an_empty_file(model):
     assert completion.tokens <= 4
 
 
-def test_unavailable_constraint_level_is_refused(model):
-    with pytest.raises(ConstraintLevelUnavailable, match="not available yet"):
-        complete(model, FUNCTION + "|", constraints="full")
+def test_unknown_constraint_level_is_refused(model):
+    with pytest.raises(InvalidRequest, match="unknown constraint level 'strict'"):
+        complete(model, FUNCTION + "|", constraints="strict")
 
 
 REPEATING = (

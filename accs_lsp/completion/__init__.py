@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from accs_lsp.completion.options import Completion, CompletionOptions, ConstraintLevelUnavailable
+from accs_lsp.completion.options import Completion, CompletionOptions, InvalidRequest
 
 if TYPE_CHECKING:
     from accs_lsp.completion.engine import CompletionEngine
 
-__all__ = ["Completion", "CompletionEngine", "CompletionOptions", "ConstraintLevelUnavailable"]
+__all__ = ["Completion", "CompletionEngine", "CompletionOptions", "InvalidRequest"]
 
 
 def __getattr__(name: str) -> Any:

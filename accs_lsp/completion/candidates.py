@@ -14,7 +14,8 @@ picks among them:
    would swallow the rest of the line;
 3. parses when spliced into the buffer (where the buffer parsed before, a candidate
    that breaks it is never returned; where it did not, one that repairs it is preferred);
-4. passes the candidate checks (the semantic layer's examples);
+4. passes more of the candidate checks' examples (the semantic layer: the first
+   MAX_CHECKED candidates that parse are run);
 5. the model's likelihood: an earlier decoding (stricter, or the greedy one before its
    branches) before a later one, and within one decoding the point where the model
    rejoined the code after the cursor, then the longest cut (the model chose to go on
@@ -39,11 +40,17 @@ class Candidate:
     log_likelihood: float = 0.0
 
 
+#: Candidates run against the checks (each is a sandboxed process).
+MAX_CHECKED = 6
+
+
 @dataclass(frozen=True)
 class Choice:
     candidate: Candidate | None
     rejected: int  # candidates passed over because they did not parse when spliced
-    passed_checks: int = 0
+    checked: int = 0  # examples run on the chosen candidate
+    passed: int = 0  # of them, passed
+    candidates_run: int = 0  # candidates run against the checks
 
 
 def choose(
@@ -64,10 +71,23 @@ def choose(
     parsing = [c for c in tried if parses(buffer[:offset] + c.text + buffer[offset:])]
     if not parsing:
         return Choice(ordered[0], 0) if broken else Choice(None, len(ordered))
-    rejected = tried.index(parsing[0])
     if not checks:
-        return Choice(parsing[0], rejected)
-    scored = [(sum(check.passes(buffer, offset, c.text) for check in checks), c) for c in parsing]
-    best = max(score for score, _ in scored)
-    chosen = next(c for score, c in scored if score == best)
-    return Choice(chosen, tried.index(chosen), best)
+        return Choice(parsing[0], tried.index(parsing[0]))
+    return _best_by_checks(buffer, offset, parsing, tried, checks)
+
+
+def _best_by_checks(
+    buffer: str, offset: int, parsing: list[Candidate], tried: list[Candidate], checks: Sequence[CandidateCheck]
+) -> Choice:
+    """The candidate that passes the most examples; among equals the earliest (the model's)."""
+    run = [c for c in parsing[:MAX_CHECKED] if c.text.strip()]
+    if not run:
+        return Choice(parsing[0], tried.index(parsing[0]))
+    texts = [c.text for c in run]
+    checked, passed = [0] * len(run), [0] * len(run)
+    for check in checks:
+        for index, result in enumerate(check.score_all(buffer, offset, texts)):
+            checked[index] += result.checked
+            passed[index] += result.passed
+    best = max(range(len(run)), key=lambda index: (passed[index], -index))
+    return Choice(run[best], tried.index(run[best]), checked[best], passed[best], len(run))

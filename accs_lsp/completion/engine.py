@@ -12,11 +12,13 @@ from typing import Callable
 
 from accs_lsp.analysis import CursorContext, cursor_context
 from accs_lsp.analysis.scanner import closing_text
-from accs_lsp.completion.candidates import Candidate, choose
+from accs_lsp.completion.candidates import Candidate, Choice, choose
 from accs_lsp.completion.options import Completion, CompletionOptions, InvalidRequest
 from accs_lsp.constraints.pipeline import (
+    EXAMPLES,
     GRAMMAR,
     MEMBERS,
+    PROJECT,
     TYPED_EXPRESSION,
     ConstraintSet,
     LayerFactory,
@@ -26,6 +28,7 @@ from accs_lsp.constraints.pipeline import (
 )
 from accs_lsp.constraints.python_grammar import GrammarFilesMissing, infer_indent_unit, python_grammar
 from accs_lsp.constraints.llguidance_bridge import GrammarCache, GrammarError, spare_core_for_masks, tokenizer_for
+from accs_lsp.constraints.project import ProjectBias
 from accs_lsp.constraints.protocol import TokenConstraint
 from accs_lsp.constraints.syntax import SyntaxConstraint, brackets_may_span_lines, syntax_constraint
 from accs_lsp.constraints.types import TypeLayerPlan, member_constraint, plan_type_layer, typed_constraint, typed_grammar
@@ -33,9 +36,13 @@ from accs_lsp.decoding import Generator, PromptBuilder, stop_rule_for
 from accs_lsp.decoding.generator import Branch, GenerationResult, Sampler, StopReason
 from accs_lsp.decoding.prompt import PREFIX_CHUNK_LINES, SUFFIX_SHARE, Prompt
 from accs_lsp.documents import Snapshot
+from accs_lsp.learn.registry import ProjectStores, project_root, uri_path
+from accs_lsp.learn.store import ProjectStore, Snippet
 from accs_lsp.models import LlamaModel
 from accs_lsp.models.remote import EngineReply, EngineTimeout, PromptParts, RemoteEngine
 from accs_lsp.models.remote.vocabulary import Vocabulary
+from accs_lsp.semantic.check import ExampleCheck
+from accs_lsp.semantic.examples import examples_at
 from accs_lsp.settings import MIN_PROMPT_TOKENS
 from accs_lsp.types.indexed_provider import IndexedProvider
 from accs_lsp.types.provider import TypeProvider
@@ -47,6 +54,12 @@ WORD = re.compile(r"[^\W_]+")  # a name's parts between underscores count as wor
 MAX_CLOSING_CHECKS = 48
 # Branches decoded where a constrained decoding found nothing to return, before stepping down.
 RESCUE_BRANCHES = 2
+# Branches decoded where the function at the cursor has examples: candidates for them to choose.
+EXAMPLE_BRANCHES = 3
+# Snippets of the project's other files offered to the prompt (those that fit are used), and
+# the lines before the cursor's line whose names find them.
+CONTEXT_SNIPPETS = 3
+SNIPPET_QUERY_LINES = 30
 
 # A hole whose inhabitation search visits the commonest builtin types (their member tables
 # are cached for the session).
@@ -69,12 +82,17 @@ class CompletionEngine:
         overlap_masks: bool | None = None,
         measure_invasiveness: bool = False,
         remote: RemoteEngine | None = None,
+        projects: ProjectStores | None = None,
     ) -> None:
         """`overlap_masks`: compute masks during the forward pass (None: when a core is spare for it).
         `measure_invasiveness`: record what the masks remove from the model's choices (evaluation).
         `remote`: decode on that engine instead; `model` is then only the local vocabulary
-        the layers check the engine's text with (a `Vocabulary`, loaded without weights), or None."""
+        the layers check the engine's text with (a `Vocabulary`, loaded without weights), or None.
+        `projects`: the learned stores the contextual layer reads (`full`); by default those
+        of the nearest learned ancestor of each file."""
         self.model = model
+        self._owns_projects = projects is None
+        self.projects = projects if projects is not None else ProjectStores()
         self.remote = remote
         self.measure_invasiveness = measure_invasiveness
         self.context_tokens = context_tokens
@@ -136,6 +154,8 @@ class CompletionEngine:
         self._type_providers.clear()
         if self.remote is not None:
             self.remote.close()
+        if self._owns_projects:
+            self.projects.close()
 
     def warm_up(self, type_provider: str | None = None) -> None:
         """Build the grammar tokenizer and compile the grammars of the commonest cursors now,
@@ -210,6 +230,10 @@ class CompletionEngine:
             type_ms=round(plan.seconds * 1000, 2) if plan is not None else 0.0,
             typed_alternatives=typed_alternatives(plan, offset),
             log_likelihood=round(result.log_likelihood, 3),
+            examples_checked=request.choice.checked if request.choice is not None else 0,
+            examples_passed=request.choice.passed if request.choice is not None else 0,
+            candidates_run=request.choice.candidates_run if request.choice is not None else 0,
+            context_snippets=request.prompt.context,
         )
 
     def _request(self, document: Snapshot, offset: int, options: CompletionOptions) -> "Request":
@@ -219,15 +243,42 @@ class CompletionEngine:
         budget = min(self.context_tokens, self.model.n_ctx - options.max_tokens - 8)
         if budget < MIN_PROMPT_TOKENS:
             raise InvalidRequest(f"max_tokens={options.max_tokens} leaves no room for a prompt in {self.model.n_ctx} tokens")
-        prompt = PromptBuilder(self.model, budget).build(document.text[:offset], document.text[offset:])
-        return Request(document, offset, context, mode, prompt)
+        store = self.projects.for_uri(document.uri) if options.constraints == "full" else None
+        snippets = self._snippets(store, document, context.statement_start) if store is not None else []
+        prompt = PromptBuilder(self.model, budget).build(document.text[:offset], document.text[offset:], snippets)
+        return Request(document, offset, context, mode, prompt, store)
+
+    def _snippets(self, store: ProjectStore, document: Snapshot, statement_start: int) -> list[Snippet]:
+        """The project's snippets most like the code before the cursor's statement (stable
+        while a statement is typed, so the prompt's start stays cached), from other files."""
+        before = document.text[:statement_start]
+        query = "".join(before.splitlines(keepends=True)[-SNIPPET_QUERY_LINES:])
+        path = uri_path(document.uri)
+        exclude = str(path) if path is not None else None
+        return store.similar_snippets(query, CONTEXT_SNIPPETS, exclude_path=exclude)
 
     def _layer_factories(self, request: "Request", options: CompletionOptions) -> dict[str, LayerFactory]:
         return {
             GRAMMAR: lambda: self._grammar_layer(request),
             TYPED_EXPRESSION: lambda: self._probed(self._typed_layer(request, options)),
             MEMBERS: lambda: self._probed(self._member_layer(request, options)),
+            EXAMPLES: lambda: self._example_check(request, options),
+            PROJECT: lambda: self._project_bias(request),
         }
+
+    def _example_check(self, request: "Request", options: CompletionOptions) -> ExampleCheck:
+        if not options.run_examples:
+            raise LayerNotApplicable("examples are not run (runExamples is off)")
+        root = request.store.root if request.store is not None else project_root(request.document.uri)
+        function = examples_at(request.document.text, request.offset, root)
+        if function is None:
+            raise LayerNotApplicable("no examples for the function at the cursor")
+        return ExampleCheck(function)
+
+    def _project_bias(self, request: "Request") -> ProjectBias:
+        if request.store is None:
+            raise LayerNotApplicable("the project is not learned (accs-lsp learn PATH)")
+        return ProjectBias(self.projects.names(request.store, self.model.tokenize), request.statement_prefix)
 
     def _probed(self, layer: TokenConstraint) -> TokenConstraint:
         return self.type_layer_probe(layer) if self.type_layer_probe is not None else layer
@@ -329,7 +380,11 @@ class CompletionEngine:
         candidates = self._candidates(request, constraints, result, step)
         text, rejections = self._choice(request, constraints, candidates)
         nothing_wanted = not text and 0 not in result.complete_lengths
-        wanted = max(options.alternatives, RESCUE_BRANCHES) if nothing_wanted else options.alternatives
+        wanted = options.alternatives
+        if constraints.checks:
+            wanted = max(wanted, EXAMPLE_BRANCHES)
+        if nothing_wanted:
+            wanted = max(wanted, RESCUE_BRANCHES)
         if not constraints.constrained or wanted == 0:
             return text, rejections, 0
         decoded = 0
@@ -366,6 +421,7 @@ class CompletionEngine:
         choice = choose(
             request.document.text, request.offset, everything, constraints.checks, bool(request.context.line_suffix.strip())
         )
+        request.choice = choice
         return (choice.candidate.text if choice.candidate else ""), choice.rejected
 
     def _closing_candidate(self, request: "Request", constraints: ConstraintSet, generated: str) -> str | None:
@@ -640,7 +696,9 @@ class Request:
     context: CursorContext
     mode: str
     prompt: Prompt
+    store: ProjectStore | None = None  # the project's learned store (`full`)
     plan: TypeLayerPlan | None = None  # the type layers' plan, once asked for
+    choice: Choice | None = None  # the candidate stage's last choice
 
     @property
     def statement_prefix(self) -> str:

@@ -7,17 +7,11 @@ from dataclasses import asdict, dataclass
 
 from accs_lsp.settings import CONSTRAINT_LEVELS, MODES, TYPE_PROVIDERS
 
-# Constraint levels whose layers exist; the others are refused with a clear message.
-AVAILABLE_CONSTRAINT_LEVELS = ("none", "syntax", "types")
 MAX_ALTERNATIVES = 8
 
 
 class InvalidRequest(ValueError):
     """A completion request that cannot be served as asked (bad options, too many tokens)."""
-
-
-class ConstraintLevelUnavailable(InvalidRequest):
-    pass
 
 
 @dataclass(frozen=True)
@@ -35,15 +29,13 @@ class CompletionOptions:
     # default: on the fixtures' holes with SmolLM2 drafts were rarely proposed and never
     # taken, and the lookup cost 2-9% of throughput (`accs-lsp bench speculation`).
     speculative: bool = False
+    # At `full`: run the candidates against the examples found for the function at the
+    # cursor (doctests, the project's asserts, `# accs:` comments) in the sandbox.
+    run_examples: bool = True
 
     def check(self) -> None:
         if self.constraints not in CONSTRAINT_LEVELS:
             raise InvalidRequest(f"unknown constraint level {self.constraints!r}")
-        if self.constraints not in AVAILABLE_CONSTRAINT_LEVELS:
-            raise ConstraintLevelUnavailable(
-                f"constraint level {self.constraints!r} is not available yet "
-                f"(available: {', '.join(AVAILABLE_CONSTRAINT_LEVELS)})"
-            )
         if self.mode not in MODES:
             raise InvalidRequest(f"unknown mode {self.mode!r} (expected one of {', '.join(MODES)})")
         if self.type_provider not in TYPE_PROVIDERS:
@@ -95,6 +87,13 @@ class Completion:
     # The constraint layers of the level, in the last decoding: name, kind (hard, soft,
     # check), whether it was applied and why not.
     layers: tuple[dict[str, object], ...] = ()
+    # The semantic layer (constraints "full"): examples run on the chosen candidate, and how
+    # many it passed; how many candidates were run.
+    examples_checked: int = 0
+    examples_passed: int = 0
+    candidates_run: int = 0
+    # The contextual layer: snippets of other files of the project put in the prompt.
+    context_snippets: tuple[str, ...] = ()
     # The model's log-likelihood of the tokens it chose in the last decoding.
     log_likelihood: float = 0.0
     # Where the completion was decoded: "local" (llama.cpp in this process) or the remote

@@ -40,8 +40,7 @@ LAYER_KINDS: dict[str, LayerKind] = {
     PROJECT: "soft",
 }
 
-#: The layers each constraint level asks for. `full` is refused before this is read (the
-#: semantic and contextual layers are not built yet).
+#: The layers each constraint level asks for.
 LEVEL_LAYERS: dict[str, tuple[str, ...]] = {
     "none": (),
     "syntax": (GRAMMAR,),
@@ -67,10 +66,16 @@ class LayerNotApplicable(LayerUnavailable):
     """A layer has nothing to constrain here (no expected type at the cursor): not a failure."""
 
 
-class CandidateCheck(Protocol):
-    """A candidate check: whether a finished candidate, spliced into the buffer, passes."""
+class CheckResult(Protocol):
+    checked: int
+    passed: int
 
-    def passes(self, buffer: str, offset: int, candidate: str) -> bool: ...
+
+class CandidateCheck(Protocol):
+    """A candidate check: how well each finished candidate, spliced into the buffer, does
+    (the semantic layer: how many of the function's examples it passes)."""
+
+    def score_all(self, buffer: str, offset: int, candidates: Sequence[str]) -> Sequence[CheckResult]: ...
 
 
 @dataclass(frozen=True)

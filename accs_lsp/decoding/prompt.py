@@ -9,11 +9,19 @@ start moves by whole chunks of lines, so it stays put while the user types.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, Sequence
 
 from accs_lsp.models import LlamaModel
 
+
+class ContextSnippet(Protocol):
+    path: str
+    text: str
+
 PREFIX_CHUNK_LINES = 32
 SUFFIX_SHARE = 0.25
+# The share of the budget the project's other files may take (the contextual layer).
+CONTEXT_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,7 @@ class Prompt:
     format: str  # "fim" or "prefix"
     healed_text: str  # text removed from the prompt's end that generation must re-create
     prefix_lines_dropped: int
+    context: tuple[str, ...] = ()  # the paths of the project's snippets put before the prefix
 
 
 class PromptBuilder:
@@ -29,20 +38,23 @@ class PromptBuilder:
         self.model = model
         self.budget_tokens = budget_tokens
 
-    def build(self, prefix: str, suffix: str) -> Prompt:
+    def build(self, prefix: str, suffix: str, snippets: Sequence[ContextSnippet] = ()) -> Prompt:
+        """`snippets`: code from the project's other files, put before the prefix as comments
+        (as editor plugins give cross-file context), as many as fit CONTEXT_SHARE."""
+        context, used = self._fit_context(snippets)
         if self.model.fim is not None:
-            return self._fim(prefix, suffix)
-        kept, dropped = self._fit_prefix(prefix, self.budget_tokens)
-        tokens, healed = self._heal(self.model.begin_tokens() + self.model.tokenize(kept))
-        return Prompt(tokens or self.model.start_of_text(), "prefix", healed, dropped)
+            return self._fim(prefix, suffix, context, used)
+        kept, dropped = self._fit_prefix(prefix, self.budget_tokens - len(self.model.tokenize(context)))
+        tokens, healed = self._heal(self.model.begin_tokens() + self.model.tokenize(context + kept))
+        return Prompt(tokens or self.model.start_of_text(), "prefix", healed, dropped, used)
 
-    def _fim(self, prefix: str, suffix: str) -> Prompt:
+    def _fim(self, prefix: str, suffix: str, context: str, used: tuple[str, ...]) -> Prompt:
         fim = self.model.fim
         assert fim is not None
         suffix_tokens = self.model.tokenize(self._fit_suffix(suffix))
-        budget = self.budget_tokens - len(suffix_tokens) - 3
+        budget = self.budget_tokens - len(suffix_tokens) - len(self.model.tokenize(context)) - 3
         kept, dropped = self._fit_prefix(prefix, budget)
-        prefix_tokens, healed = self._heal(self.model.tokenize(kept))
+        prefix_tokens, healed = self._heal(self.model.tokenize(context + kept))
         tokens = (
             self.model.begin_tokens()
             + [fim.suffix]
@@ -51,7 +63,21 @@ class PromptBuilder:
             + prefix_tokens
             + [fim.middle]
         )
-        return Prompt(tokens, "fim", healed, dropped)
+        return Prompt(tokens, "fim", healed, dropped, used)
+
+    def _fit_context(self, snippets: Sequence[ContextSnippet]) -> tuple[str, tuple[str, ...]]:
+        """The snippets that fit, best first, each as comment lines headed by its path."""
+        budget = int(self.budget_tokens * CONTEXT_SHARE)
+        parts: list[str] = []
+        used: list[str] = []
+        for snippet in snippets:
+            lines = snippet.text.rstrip("\n").splitlines()
+            part = f"# Compare this snippet from {snippet.path}:\n" + "".join(f"# {line}\n" for line in lines) + "\n"
+            if len(self.model.tokenize("".join(parts) + part)) > budget:
+                continue
+            parts.append(part)
+            used.append(snippet.path)
+        return "".join(parts), tuple(used)
 
     def _fit_prefix(self, prefix: str, budget: int) -> tuple[str, int]:
         """Drop whole chunks of leading lines until the prefix fits the budget."""

@@ -18,7 +18,6 @@ from typing import Callable, Sequence
 
 from accs_lsp.completion import CompletionOptions
 from accs_lsp.completion.engine import CompletionEngine
-from accs_lsp.completion.options import AVAILABLE_CONSTRAINT_LEVELS
 from accs_lsp.completion.validation import parses
 from accs_lsp.documents import Document
 from accs_lsp.eval import metrics
@@ -45,15 +44,18 @@ class Record:
     top_token_removed: int
     removed_mass: float
     new_type_errors: int | None = None  # None: basedpyright not run
+    examples_checked: int = 0  # the semantic layer (full): examples run on the completion
+    examples_passed: int = 0
+    context_snippets: int = 0  # the contextual layer (full): other files' snippets in the prompt
 
 
 @dataclass
 class Evaluation:
     model: str
     arms: list[str]
-    unavailable_arms: list[str]
     records: list[Record] = field(default_factory=list)
     type_checker: str = "not run"
+    project_store: str = "none"  # what the full arm's contextual layer read
 
     def summary(self) -> dict[str, dict[str, float | int | None]]:
         return {arm: summarize([r for r in self.records if r.arm == arm]) for arm in self.arms}
@@ -65,30 +67,42 @@ def run(
     max_tokens: int,
     progress: Callable[[int, int, str], None] = lambda done, total, what: None,
     only_arms: Sequence[str] | None = None,
+    source_root: Path | None = None,
 ) -> Evaluation:
-    """Every available constraint level (or those of `only_arms`) on every task."""
+    """Every available constraint level (or those of `only_arms`) on every task.
+    `source_root`: where the source tasks' files are (their documents get those paths, so
+    that a store learned there finds them, and leaves their own file out of the snippets)."""
     arms = [
         level for level in CONSTRAINT_LEVELS
-        if level in AVAILABLE_CONSTRAINT_LEVELS and (only_arms is None or level in only_arms)
+        if only_arms is None or level in only_arms
     ]
-    evaluation = Evaluation(engine.model.name, arms, [level for level in CONSTRAINT_LEVELS if level not in AVAILABLE_CONSTRAINT_LEVELS])
+    evaluation = Evaluation(engine.model.name, arms)
     total = len(tasks) * len(arms)
     for index, task in enumerate(tasks):
-        snapshot = Document(f"file:///eval/{task.name}", task.text).snapshot()
+        snapshot = Document(task_uri(task, source_root), task.text).snapshot()
         fill_prompt_cache(engine, snapshot, task.offset)
         for arm_index, arm in enumerate(arms):
             progress(index * len(arms) + arm_index, total, task.name)
+            if arm == "full":  # its prompt starts with the project's snippets: evaluated untimed too
+                fill_prompt_cache(engine, snapshot, task.offset, arm)
             options = CompletionOptions(constraints=arm, max_tokens=max_tokens, timeout_ms=None)
             evaluation.records.append(record(task, arm, engine.complete(snapshot, task.offset, options)))
     progress(total, total, "done")
     return evaluation
 
 
-def fill_prompt_cache(engine: CompletionEngine, snapshot, offset: int) -> None:
+def task_uri(task: Task, source_root: Path | None) -> str:
+    if source_root is not None and task.path:
+        return (source_root / task.path).resolve().as_uri()
+    return f"file:///eval/{task.name}"
+
+
+def fill_prompt_cache(engine: CompletionEngine, snapshot, offset: int, level: str = "none") -> None:
     """One untimed token at the task's cursor, so that every arm finds the prompt evaluated
     (the model's cache keeps it): otherwise the first arm alone pays for it, seconds on a
     long file, and the arms' latencies compare the order they ran in, not their layers."""
-    engine.complete(snapshot, offset, CompletionOptions(constraints="none", max_tokens=1, timeout_ms=None))
+    options = CompletionOptions(constraints=level, max_tokens=1, timeout_ms=None, run_examples=False)
+    engine.complete(snapshot, offset, options)
 
 
 def record(task: Task, arm: str, completion) -> Record:
@@ -113,6 +127,9 @@ def record(task: Task, arm: str, completion) -> Record:
         constrained_steps=completion.constrained_steps,
         top_token_removed=completion.top_token_removed,
         removed_mass=completion.removed_mass,
+        examples_checked=completion.examples_checked,
+        examples_passed=completion.examples_passed,
+        context_snippets=len(completion.context_snippets),
     )
 
 
@@ -138,6 +155,8 @@ def summarize(records: list[Record]) -> dict[str, float | int | None]:
         "tokens_per_second": round(sum(r.tokens_run for r in records) / decode_seconds, 1) if decode_seconds else None,
         "top_token_removed_share": round(sum(r.top_token_removed for r in records) / steps, 4) if steps else None,
         "mean_removed_mass": round(sum(r.removed_mass for r in records) / steps, 4) if steps else None,
+        "tasks_with_examples_run": share([r.examples_checked > 0 for r in records]),
+        "tasks_with_context_snippets": share([r.context_snippets > 0 for r in records]),
     }
 
 
@@ -202,7 +221,7 @@ def write_outputs(evaluation: Evaluation, output: Path) -> list[Path]:
             {
                 "model": evaluation.model,
                 "arms": evaluation.arms,
-                "unavailable_arms": evaluation.unavailable_arms,
+                "project_store": evaluation.project_store,
                 "type_checker": evaluation.type_checker,
                 "summary": summary,
                 "records": [asdict(r) for r in evaluation.records],
@@ -231,12 +250,14 @@ ROWS = (
     ("tokens_per_second", "tokens per second"),
     ("top_token_removed_share", "steps where the mask removed the top token"),
     ("mean_removed_mass", "probability mass removed per step"),
+    ("tasks_with_examples_run", "tasks whose examples were run (full)"),
+    ("tasks_with_context_snippets", "tasks with project snippets in the prompt (full)"),
 )
 
 
 def markdown(evaluation: Evaluation, summary: dict[str, dict[str, float | int | None]]) -> str:
     lines = [
-        f"Model: `{evaluation.model}`. Arms not available yet: {', '.join(evaluation.unavailable_arms) or 'none'}.",
+        f"Model: `{evaluation.model}`. Project store for full: {evaluation.project_store}.",
         f"Type checker: {evaluation.type_checker}. Latency: each arm with the task's prompt already evaluated.",
         "",
         "| metric | " + " | ".join(evaluation.arms) + " |",
@@ -267,6 +288,8 @@ SHARES = {
     "tasks_with_new_type_errors",
     "top_token_removed_share",
     "mean_removed_mass",
+    "tasks_with_examples_run",
+    "tasks_with_context_snippets",
 }
 
 

@@ -18,6 +18,7 @@ from accs_lsp.models import ModelLoadError, resolve_model_path
 from accs_lsp.settings import Settings
 
 if TYPE_CHECKING:
+    from accs_lsp.learn.registry import ProjectStores
     from accs_lsp.completion.engine import CompletionEngine
 
 T = TypeVar("T")
@@ -87,7 +88,9 @@ class ModelSlot:
     the worker for an engine that is no longer current is refused instead of running on a
     closed model."""
 
-    def __init__(self) -> None:
+    def __init__(self, projects: "ProjectStores | None" = None) -> None:
+        """`projects`: the learned stores every engine loaded here reads (constraints full)."""
+        self.projects = projects
         self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="accs-model")
         self._engine: concurrent.futures.Future[CompletionEngine] | None = None
         self._current: CompletionEngine | None = None
@@ -116,12 +119,12 @@ class ModelSlot:
         from accs_lsp.models import LlamaModel
 
         if spec.engine:
-            self._current = remote_completion_engine(spec)
+            self._current = remote_completion_engine(spec, self.projects)
             if generation == self._generation and self._current.model is not None:
                 self._current.warm_up(warm_type_provider)
             return self._current
         model = LlamaModel.load(spec.path, n_ctx=spec.context_window, n_threads=spec.threads or None)
-        self._current = CompletionEngine(model, spec.context_tokens)
+        self._current = CompletionEngine(model, spec.context_tokens, projects=self.projects)
         if generation == self._generation:  # no newer load waits behind this one
             self._current.warm_up(warm_type_provider)
         return self._current
@@ -172,7 +175,7 @@ class ModelSlot:
         self._close_current()
 
 
-def remote_completion_engine(spec: ModelSpec) -> CompletionEngine:
+def remote_completion_engine(spec: ModelSpec, projects: "ProjectStores | None" = None) -> CompletionEngine:
     """An engine that decodes on `spec.engine`; nothing is asked of it until the first
     completion, so an engine that is down makes requests fail, not the load."""
     import logging
@@ -191,7 +194,7 @@ def remote_completion_engine(spec: ModelSpec) -> CompletionEngine:
             vocabulary = load_vocabulary(spec.path)
         except ModelLoadError as error:
             logging.getLogger(__name__).warning("no local vocabulary for the engine's text (%s): only the parse checks it", error)
-    return CompletionEngine(vocabulary, spec.context_tokens, remote=remote)
+    return CompletionEngine(vocabulary, spec.context_tokens, remote=remote, projects=projects)
 
 
 def ready_message(engine: CompletionEngine) -> str:

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable
 
 from lsprotocol import types
@@ -22,8 +23,10 @@ from accs_lsp import __version__
 from accs_lsp.completion import Completion, CompletionOptions
 from accs_lsp.documents import Document, DocumentStore, PositionError, Snapshot, TextChange
 from accs_lsp.errors import one_line
+from accs_lsp.learn.registry import ProjectStores, uri_path
 from accs_lsp.models import ModelLoadError
 from accs_lsp.models.remote import EngineError
+from accs_lsp.server.learning import WorkspaceLearning, throttled
 from accs_lsp.server.memory import release_freed_memory
 from accs_lsp.server.model_slot import ModelSlot, ModelSpec, ModelSuperseded, ModelUnavailable, StopEvents, ready_message
 from accs_lsp.server.stats import MemoryBudget, ServerStats, summary_line
@@ -130,7 +133,9 @@ class AccsLanguageServer(LanguageServer):
         self.model_path_override = model_path
         self.settings = Settings()
         self.documents = DocumentStore()
-        self.model = ModelSlot()
+        self.projects = ProjectStores()
+        self.learning = WorkspaceLearning(self.projects)
+        self.model = ModelSlot(self.projects)
         self.stops = StopEvents()
         self.served: OrderedDict[str, Served] = OrderedDict()
         self.feedback: deque[dict[str, Any]] = deque(maxlen=REMEMBERED_FEEDBACK)
@@ -227,7 +232,7 @@ class AccsLanguageServer(LanguageServer):
         capabilities = self.client_capabilities.window
         if capabilities is None or not capabilities.work_done_progress:
             return None
-        token = f"accs-load-{uuid.uuid4()}"
+        token = f"accs-progress-{uuid.uuid4()}"
         try:
             await self.work_done_progress.create_async(token)
         except Exception as error:  # the client refused a progress token: not worth failing the load
@@ -235,6 +240,33 @@ class AccsLanguageServer(LanguageServer):
             return None
         self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=False))
         return token
+
+    def report_progress(self, token: str | None, message: str, percentage: int) -> None:
+        if token is not None:
+            self.work_done_progress.report(token, types.WorkDoneProgressReport(message=message, percentage=percentage))
+
+    async def learn_workspace(self) -> None:
+        """Learn each workspace folder, one after the other, with work-done progress."""
+        if not self.settings.learn_workspace:
+            return
+        loop = asyncio.get_running_loop()
+        for root in self.workspace_roots():
+            token = await self.begin_progress(f"Learning {root.name}")
+
+            def report(message: str, percentage: int, token: str | None = token) -> None:
+                loop.call_soon_threadsafe(self.report_progress, token, message, percentage)
+
+            try:
+                await self.learning.learn_folder(root, throttled(report))
+            except Exception as error:  # learning is a help, never a reason to fail the session
+                log.warning("could not learn %s: %s", root, one_line(error, with_type=True))
+            finally:
+                self.end_progress(token)
+
+    def workspace_roots(self) -> list[Path]:
+        uris = [folder.uri for folder in self.workspace.folders.values()] or [self.workspace.root_uri or ""]
+        paths = [uri_path(uri) for uri in uris if uri]
+        return [path for path in paths if path is not None and path.is_dir()]
 
     def end_progress(self, token: str | None) -> None:
         if token is not None:
@@ -251,6 +283,7 @@ class AccsLanguageServer(LanguageServer):
             timeout_ms=settings.timeout_ms,
             temperature=settings.temperature,
             type_provider=settings.type_provider,
+            run_examples=settings.run_examples,
         )
 
     def snapshot_at(self, uri: str, position: types.Position) -> tuple[Snapshot, int]:
@@ -267,7 +300,7 @@ class AccsLanguageServer(LanguageServer):
         """What a suggestion depends on besides the document: a change of any of it invalidates
         the suggestions computed before."""
         # Every setting but those that change nothing in a completion.
-        unrelated = {"enabled": True, "prefetch": True, "memory_limit_mb": 0, "model_load_timeout_ms": 0}
+        unrelated = {"enabled": True, "prefetch": True, "memory_limit_mb": 0, "model_load_timeout_ms": 0, "learn_workspace": True}
         return (self.completion_options(), replace(self.settings, **unrelated))
 
     async def complete(self, uri: str, position: types.Position, kind: str) -> tuple[Served, Snapshot, int] | None:
@@ -512,6 +545,7 @@ class AccsLanguageServer(LanguageServer):
         figures["prefetch"]["running"] = self.background.running and self.background.label == "prefetch"
         figures["memory"] = self.budget.to_json(grammar_cache_sizes(engine))
         figures["servedRemembered"] = len(self.served)
+        figures["learnedProjects"] = [str(root) for root in self.projects.roots()]
         return figures
 
     def log_completion(self, kind: str, job: "asyncio.Future[Completion | None]") -> None:
@@ -555,6 +589,8 @@ class AccsLanguageServer(LanguageServer):
                 "text": served.completion.text if served else None,
             }
             self.feedback.append(entry)
+            if served is not None:
+                self.learning.feedback(served.uri, served.completion.text, entry["accepted"])
             if served is not None and self.feedback_ids.add(completion_id):
                 if entry["accepted"]:
                     self.stats.accepted += 1
@@ -676,7 +712,9 @@ def create_server(model_path: str | None = None) -> AccsLanguageServer:
     @server.feature(types.INITIALIZED)
     @answering_errors
     async def initialized(ls: AccsLanguageServer, params: types.InitializedParams) -> None:
+        learning = asyncio.ensure_future(ls.learn_workspace())  # beside the model's load, on its own thread
         await ls.load_model()
+        await learning
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     @answering_errors
@@ -725,6 +763,12 @@ def create_server(model_path: str | None = None) -> AccsLanguageServer:
             ls.background.cancel()
         if large:
             release_freed_memory()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
+    @answering_errors
+    async def did_save(ls: AccsLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+        if ls.settings.learn_workspace:
+            await ls.learning.learn_saved(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     @answering_errors
@@ -785,5 +829,6 @@ def create_server(model_path: str | None = None) -> AccsLanguageServer:
         ls.background.cancel()
         ls.stops.stop_all()
         await asyncio.get_running_loop().run_in_executor(None, ls.model.shutdown)
+        ls.projects.close()
 
     return server
