@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     types_bench.add_argument("--source", type=Path, metavar="DIR", help="cut the holes from the largest module under DIR (default: fixtures/)")
     types_bench.add_argument("--type-provider", choices=TYPE_PROVIDERS, default="jedi")
     e2e = benches.add_parser("e2e", help="typing sessions over a real LSP connection: fresh, typed-ahead and prefetched latency")
-    e2e.add_argument("--levels", default="none,syntax,types", help="comma-separated constraint levels, one server each")
+    e2e.add_argument("--levels", default="none,syntax,types,full", help="comma-separated constraint levels, one server each")
     e2e.add_argument("--holes", type=positive_int, default=3, help="holes per file (fixtures/ and a big stdlib module)")
     e2e.add_argument("--typed", type=positive_int, default=3, help="characters typed into each suggestion")
     e2e.add_argument("--max-tokens", type=positive_int, default=64)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import os
 import re
 import shutil
 import statistics
@@ -164,8 +165,12 @@ def utf16_length(text: str) -> int:
 class Session:
     """One server process, driven as an editor drives it."""
 
-    def __init__(self, level: str, max_tokens: int, model: str | None) -> None:
+    def __init__(self, level: str, max_tokens: int, model: str | None, workspace: Path, cache: Path) -> None:
+        """`workspace`: the folder the server learns (at `full`), into a store under `cache`
+        (not the user's)."""
         self.level = level
+        self.workspace = workspace
+        self.cache = cache
         self.max_tokens = max_tokens
         self.model = model
         self.client = LanguageClient("accs-bench-e2e", "1")
@@ -186,10 +191,21 @@ class Session:
 
     async def start(self) -> None:
         arguments = ["-m", "accs_lsp", "serve", "--log-level", "WARNING"] + (["--model", self.model] if self.model else [])
-        await self.client.start_io(sys.executable, *arguments)
+        await self.client.start_io(sys.executable, *arguments, env={**os.environ, "ACCS_CACHE_DIR": str(self.cache)})
         options = {"constraints": self.level, "maxTokens": self.max_tokens, "timeoutMs": 60000}
-        await self.client.initialize_async(types.InitializeParams(capabilities=types.ClientCapabilities(), initialization_options=options))
+        folders = [types.WorkspaceFolder(uri=self.workspace.resolve().as_uri(), name=self.workspace.name)]
+        await self.client.initialize_async(
+            types.InitializeParams(capabilities=types.ClientCapabilities(), initialization_options=options, workspace_folders=folders)
+        )
         self.client.initialized(types.InitializedParams())
+
+    async def learned(self, timeout_s: float = 120.0) -> None:
+        """Wait until the server has learned its workspace folder (before timing `full`)."""
+        deadline = time.monotonic() + timeout_s
+        while not (await self.stats())["learnedProjects"]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not learn {self.workspace} in {timeout_s:.0f} s")
+            await asyncio.sleep(0.1)
 
     async def stop(self) -> None:
         await self.client.shutdown_async(None)
@@ -308,12 +324,16 @@ async def fill_suggestion_cache(session: Session, paths: list[Path], limit: int)
     return requests
 
 
-async def run_level(level: str, files: list[Path], holes: int, typed: int, max_tokens: int, model: str | None, fill: bool) -> tuple[LevelFigures, MemoryFigures | None]:
-    session = Session(level, max_tokens, model)
+async def run_level(
+    level: str, files: list[Path], holes: int, typed: int, max_tokens: int, model: str | None, fill: bool, cache: Path
+) -> tuple[LevelFigures, MemoryFigures | None]:
+    session = Session(level, max_tokens, model, files[0].parent, cache)
     figures = LevelFigures(level)
     started = time.perf_counter()
     await session.start()
     try:
+        if level == "full":
+            await session.learned()
         for path in files:
             session.open(path.resolve().as_uri(), path.read_text())
         first = files[0]
@@ -346,7 +366,8 @@ async def measure(fixtures: Path, levels: list[str], holes: int, typed: int, max
         results = []
         memory = None
         for index, level in enumerate(levels):
-            figures, level_memory = await run_level(level, files, holes, typed, max_tokens, model, fill and index == len(levels) - 1)
+            last = index == len(levels) - 1
+            figures, level_memory = await run_level(level, files, holes, typed, max_tokens, model, fill and last, Path(directory) / "cache")
             results.append(figures)
             memory = level_memory or memory
         return report(results, memory, files, holes, typed, max_tokens)

@@ -38,10 +38,14 @@ PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 
 def project_root(uri: str) -> Path | None:
     """The project a file belongs to when no learned store says: the nearest ancestor with a
-    project file (pyproject.toml, setup.py, setup.cfg, .git), else the file's folder."""
+    project file (pyproject.toml, setup.py, setup.cfg, .git), else the file's folder; an
+    installed package (under site-packages) is its own project."""
     path = uri_path(uri)
     if path is None or not path.parent.is_dir():
         return None
+    if "site-packages" in path.parts[:-1]:
+        below = path.parts.index("site-packages") + 1
+        return Path(*path.parts[: below + 1]) if below < len(path.parts) - 1 else path.parent
     for directory in path.parents:
         if any((directory / marker).exists() for marker in PROJECT_MARKERS):
             return directory

@@ -205,7 +205,7 @@ class AccsLanguageServer(LanguageServer):
         if spec == self.model.spec:
             return
         # Start loading before anything is awaited: a request arriving now must find the load under way.
-        warm_type_provider = self.settings.type_provider if self.settings.constraints == "types" else None
+        warm_type_provider = self.settings.type_provider if self.settings.constraints in ("types", "full") else None
         loading = self.model.load(spec, warm_type_provider)
         self.notify_status("loading", f"loading {spec.label}")
         progress = await self.begin_progress(f"Loading {spec.label.rsplit('/', 1)[-1]}")

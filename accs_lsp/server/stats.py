@@ -74,7 +74,7 @@ class ServerStats:
         self.mask_ms.append(completion.constraint_ms)
         if completion.tokens:
             self.mask_ms_per_token.append(completion.constraint_ms / completion.tokens)
-        if completion.constraints == "types":
+        if completion.constraints in ("types", "full"):
             self.type_ms.append(completion.type_ms)
         for step in completion.relaxation_steps:
             self.relaxation_steps[step.rsplit(": ", 1)[-1]] += 1
