@@ -132,3 +132,20 @@ def test_feedback_changes_the_next_completions_ranking_and_the_bias_keeps_the_na
     inside_a_string = logits.copy()
     ProjectBias(projects.names(learned, model.tokenize), "x = 'a ").apply(inside_a_string, "")
     assert np.array_equal(inside_a_string, logits), "no bias inside a string"
+
+
+def test_snippets_go_before_the_definition_being_written_so_the_files_start_stays_cached(model) -> None:
+    from accs_lsp.analysis.context import top_level_statement_start
+    from accs_lsp.decoding import PromptBuilder
+    from accs_lsp.learn.store import Snippet
+
+    source = "import math\n\n\ndef first():\n    return 1\n\n\n@cache\ndef second(x):\n    return "
+    snippet = Snippet("other.py", 1, "def helper():\n    return 2", 1.0)
+    builder = PromptBuilder(model, 512)
+    plain = builder.build(source, "")
+    with_context = builder.build(source, "", [snippet], top_level_statement_start(source, len(source)))
+    text = model.detokenize(with_context.tokens) if hasattr(model, "detokenize") else "".join(model.token_text(t) for t in with_context.tokens)
+    assert with_context.context == ("other.py",)
+    assert text.index("return 1") < text.index("# Compare this snippet from other.py:") < text.index("@cache")
+    shared = next(i for i, (a, b) in enumerate(zip(plain.tokens, with_context.tokens)) if a != b)
+    assert model.token_text(plain.tokens[shared - 1]) and "def first" in "".join(model.token_text(t) for t in plain.tokens[:shared])

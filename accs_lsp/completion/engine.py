@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from accs_lsp.analysis import CursorContext, cursor_context
+from accs_lsp.analysis.context import top_level_statement_start
 from accs_lsp.analysis.scanner import closing_text
 from accs_lsp.completion.candidates import Candidate, Choice, choose
 from accs_lsp.completion.options import Completion, CompletionOptions, InvalidRequest
@@ -245,12 +246,13 @@ class CompletionEngine:
             raise InvalidRequest(f"max_tokens={options.max_tokens} leaves no room for a prompt in {self.model.n_ctx} tokens")
         store = self.projects.for_uri(document.uri) if options.constraints == "full" else None
         snippets = self._snippets(store, document, context.statement_start) if store is not None else []
-        prompt = PromptBuilder(self.model, budget).build(document.text[:offset], document.text[offset:], snippets)
+        snippets_at = top_level_statement_start(document.text, context.statement_start)
+        prompt = PromptBuilder(self.model, budget).build(document.text[:offset], document.text[offset:], snippets, snippets_at)
         return Request(document, offset, context, mode, prompt, store)
 
     def _snippets(self, store: ProjectStore, document: Snapshot, statement_start: int) -> list[Snippet]:
         """The project's snippets most like the code before the cursor's statement (stable
-        while a statement is typed, so the prompt's start stays cached), from other files."""
+        while a statement is typed), from other files."""
         before = document.text[:statement_start]
         query = "".join(before.splitlines(keepends=True)[-SNIPPET_QUERY_LINES:])
         path = uri_path(document.uri)
