@@ -14,8 +14,9 @@ picks among them:
    would swallow the rest of the line;
 3. parses when spliced into the buffer (where the buffer parsed before, a candidate
    that breaks it is never returned; where it did not, one that repairs it is preferred);
-4. passes more of the candidate checks' examples (the semantic layer: the first
-   MAX_CHECKED candidates that parse are run);
+4. passes more of the candidate checks' examples (the semantic layer: MAX_CHECKED
+   candidates that parse are run, each decoding's favourite first, then each one's
+   second, and so on, so that every branch is tried before one decoding's shorter cuts);
 5. the model's likelihood: an earlier decoding (stricter, or the greedy one before its
    branches) before a later one, and within one decoding the point where the model
    rejoined the code after the cursor, then the longest cut (the model chose to go on
@@ -41,7 +42,7 @@ class Candidate:
 
 
 #: Candidates run against the checks (each is a sandboxed process).
-MAX_CHECKED = 6
+MAX_CHECKED = 12
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class Choice:
     checked: int = 0  # examples run on the chosen candidate
     passed: int = 0  # of them, passed
     candidates_run: int = 0  # candidates run against the checks
+
+    @property
+    def passes_all(self) -> bool:
+        return self.checked > 0 and self.passed == self.checked
 
 
 def choose(
@@ -80,7 +85,7 @@ def _best_by_checks(
     buffer: str, offset: int, parsing: list[Candidate], tried: list[Candidate], checks: Sequence[CandidateCheck]
 ) -> Choice:
     """The candidate that passes the most examples; among equals the earliest (the model's)."""
-    run = [c for c in parsing[:MAX_CHECKED] if c.text.strip()]
+    run = _by_decoding_then_rank([c for c in parsing if c.text.strip()])[:MAX_CHECKED]
     if not run:
         return Choice(parsing[0], tried.index(parsing[0]))
     texts = [c.text for c in run]
@@ -91,3 +96,14 @@ def _best_by_checks(
             passed[index] += result.passed
     best = max(range(len(run)), key=lambda index: (passed[index], -index))
     return Choice(run[best], tried.index(run[best]), checked[best], passed[best], len(run))
+
+
+def _by_decoding_then_rank(candidates: list[Candidate]) -> list[Candidate]:
+    """Each decoding's first candidate, then each one's second, ... (the order kept within)."""
+    turns: dict[str, int] = {}
+    keyed = []
+    for index, candidate in enumerate(candidates):
+        turn = turns.get(candidate.source, 0)
+        turns[candidate.source] = turn + 1
+        keyed.append((turn, index, candidate))
+    return [candidate for _, _, candidate in sorted(keyed, key=lambda item: item[:2])]

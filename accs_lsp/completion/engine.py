@@ -55,8 +55,11 @@ WORD = re.compile(r"[^\W_]+")  # a name's parts between underscores count as wor
 MAX_CLOSING_CHECKS = 48
 # Branches decoded where a constrained decoding found nothing to return, before stepping down.
 RESCUE_BRANCHES = 2
-# Branches decoded where the function at the cursor has examples: candidates for them to choose.
-EXAMPLE_BRANCHES = 3
+# Where the function at the cursor has examples, candidates for them to choose among: branches
+# at the model's least certain choices, then samples (more varied than one changed token).
+EXAMPLE_BRANCHES = 2
+EXAMPLE_SAMPLES = 8
+EXAMPLE_TEMPERATURE = 0.8
 # Snippets of the project's other files offered to the prompt (those that fit are used), and
 # the lines before the cursor's line whose names find them.
 CONTEXT_SNIPPETS = 3
@@ -347,8 +350,10 @@ class CompletionEngine:
         stop_event: threading.Event | None,
         deadline: float | None,
         branch: Branch | None = None,
+        sampler: Sampler | None = None,
     ) -> GenerationResult:
-        return Generator(self.model, Sampler(options.temperature), self.measure_invasiveness).run(
+        sampler = sampler or Sampler(options.temperature)
+        return Generator(self.model, sampler, self.measure_invasiveness).run(
             request.prompt,
             max_tokens=options.max_tokens,
             stop_rule=stop_rule_for(request.mode, request.context.indentation),
@@ -375,7 +380,9 @@ class CompletionEngine:
         """The candidate stage's choice among the cuts of one decoding and of its branches
         (none: the text as it is): the text, the candidates refused by the parse check, and
         the branches decoded. Branches start at the model's least certain choices: as many
-        as `options.alternatives` asks, and a few more where the decoding gave nothing."""
+        as `options.alternatives` asks, and a few more where the decoding gave nothing.
+        Where examples check the candidates, sampled decodings follow the branches, and no
+        more is decoded once a candidate passes every example."""
         context, suffix = request.context, request.document.text[request.offset :]
         if options.constraints == "none":
             return tidy(result.text, context, request.mode, suffix), 0, 0
@@ -390,15 +397,31 @@ class CompletionEngine:
         if not constraints.constrained or wanted == 0:
             return text, rejections, 0
         decoded = 0
-        for number, branch in enumerate(least_certain_branches(result, wanted), 1):
+        for label, branch, sampler in self._more_decodings(result, wanted, bool(constraints.checks), options):
             if stop_event is not None and stop_event.is_set() or deadline is not None and time.monotonic() > deadline:
                 break
+            if constraints.checks and request.choice is not None and request.choice.passes_all:
+                break
             fresh = constraints.fresh(factories)
-            branched = self._decode(request, fresh, options, stop_event, deadline, branch)
-            candidates += self._candidates(request, fresh, branched, f"{step}, branch {number}")
+            more = self._decode(request, fresh, options, stop_event, deadline, branch, sampler)
+            candidates += self._candidates(request, fresh, more, f"{step}, {label}")
             decoded += 1
+            if constraints.checks:
+                text, rejections = self._choice(request, constraints, candidates)
         text, rejections = self._choice(request, constraints, candidates)
         return text, rejections, decoded
+
+    def _more_decodings(
+        self, result: GenerationResult, branches: int, checked: bool, options: CompletionOptions
+    ) -> list[tuple[str, Branch | None, Sampler | None]]:
+        """The decodings after the first: branches from its least certain choices, then (where
+        examples check the candidates) samples, seeded so that a request repeats."""
+        more: list[tuple[str, Branch | None, Sampler | None]] = [
+            (f"branch {number}", branch, None) for number, branch in enumerate(least_certain_branches(result, branches), 1)
+        ]
+        if checked:
+            more += [(f"sample {seed}", None, Sampler(EXAMPLE_TEMPERATURE, seed)) for seed in range(1, EXAMPLE_SAMPLES + 1)]
+        return more
 
     def _candidates(self, request: "Request", constraints: ConstraintSet, result: GenerationResult, step: str) -> list[Candidate]:
         """The texts one decoding offers: its cuts at complete points, in the model's order
