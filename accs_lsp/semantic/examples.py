@@ -29,6 +29,8 @@ from typing import Iterable, Iterator
 import tree_sitter_python
 from tree_sitter import Language, Node, Parser, Tree
 
+from accs_lsp.analysis import python_ast
+
 SKIPPED_DIRECTORIES = frozenset({".venv", "venv", "node_modules", ".git", "site-packages", "__pycache__"})
 MAX_TEST_FILES = 200
 MAX_TEST_FILE_BYTES = 512 << 10
@@ -323,7 +325,7 @@ def _asserts(path: Path, budget: list[int]) -> tuple[_Assert, ...]:
         return ()
     budget[0] -= status.st_size
     try:
-        tree = ast.parse(path.read_bytes())
+        tree = python_ast.parse(path.read_bytes().decode("utf-8", errors="replace"))
     except (OSError, SyntaxError, ValueError):
         tree = None
     found = tuple(_asserts_in(tree)) if tree is not None else ()
@@ -372,7 +374,7 @@ def _parsed(text: str) -> ast.Module | None:
     """Cached: each candidate's spliced buffer repeats the statements outside its function
     (the trees are only read)."""
     try:
-        return ast.parse(text)
+        return python_ast.parse(text)
     except (SyntaxError, ValueError):
         return None
 
@@ -411,14 +413,14 @@ def _bind(node: ast.AST, names: set[str]) -> None:
 
 def _expression(text: str) -> ast.expr | None:
     try:
-        return ast.parse(text.strip(), mode="eval").body
+        return python_ast.parse(text.strip(), mode="eval").body
     except (SyntaxError, ValueError):
         return None
 
 
 def _statement_names(text: str) -> set[str]:
     try:
-        tree = ast.parse(text)
+        tree = python_ast.parse(text)
     except (SyntaxError, ValueError):
         return set()
     return module_names([Chunk(0, 0, text, tree)])
