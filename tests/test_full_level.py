@@ -34,6 +34,20 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
+@pytest.fixture
+def engines(model):
+    """New engines, closed after the test (their background member lookups stopped)."""
+    made: list[CompletionEngine] = []
+
+    def make(**arguments: object) -> CompletionEngine:
+        made.append(CompletionEngine(model, **arguments))
+        return made[-1]
+
+    yield make
+    for engine in made:
+        engine.close()
+
+
 def layer(completion, name: str) -> dict[str, object]:
     return next(entry for entry in completion.layers if entry["name"] == name)
 
@@ -43,8 +57,8 @@ def complete_at_end(engine: CompletionEngine, uri: str, source: str, **options: 
     return engine.complete(Document(uri, source).snapshot(), len(source), CompletionOptions(**options))
 
 
-def test_full_runs_the_docstring_examples_on_the_candidates(model) -> None:
-    engine = CompletionEngine(model, projects=ProjectStores(discover=False))
+def test_full_runs_the_docstring_examples_on_the_candidates(engines) -> None:
+    engine = engines(projects=ProjectStores(discover=False))
     completion = complete_at_end(engine, "file:///nowhere/add_one.py", WITH_EXAMPLES)
     assert layer(completion, "examples")["applied"]
     assert completion.examples_checked == 2
@@ -85,20 +99,20 @@ def learned(tmp_path: Path, cache: Path) -> ProjectStore:
     store.close()
 
 
-def test_full_puts_the_projects_snippets_in_the_prompt_and_biases_its_names(model, learned: ProjectStore) -> None:
-    engine = CompletionEngine(model)  # finds the learned store from the file's path, as `complete` does
+def test_full_puts_the_projects_snippets_in_the_prompt_and_biases_its_names(engines, learned: ProjectStore) -> None:
+    engine = engines()  # finds the learned store from the file's path, as `complete` does
     cart = learned.root / "cart.py"
     completion = complete_at_end(engine, cart.as_uri(), cart.read_text(), max_tokens=12)
     assert completion.context_snippets == ("pricing.py",)
     assert layer(completion, "project")["applied"]
-    unlearned = complete_at_end(CompletionEngine(model), "file:///elsewhere/cart.py", cart.read_text(), max_tokens=12)
+    unlearned = complete_at_end(engines(), "file:///elsewhere/cart.py", cart.read_text(), max_tokens=12)
     assert unlearned.context_snippets == () and "not learned" in layer(unlearned, "project")["reason"]
 
 
-def test_the_projects_own_file_is_left_out_of_its_snippets(model, learned: ProjectStore) -> None:
+def test_the_projects_own_file_is_left_out_of_its_snippets(engines, learned: ProjectStore) -> None:
     pricing = learned.root / "pricing.py"
     source = pricing.read_text()
-    completion = complete_at_end(CompletionEngine(model), pricing.as_uri(), source[: source.index("return") + 7], max_tokens=4)
+    completion = complete_at_end(engines(), pricing.as_uri(), source[: source.index("return") + 7], max_tokens=4)
     assert "pricing.py" not in completion.context_snippets
 
 
@@ -134,18 +148,12 @@ def test_feedback_changes_the_next_completions_ranking_and_the_bias_keeps_the_na
     assert np.array_equal(inside_a_string, logits), "no bias inside a string"
 
 
-def test_snippets_go_before_the_definition_being_written_so_the_files_start_stays_cached(model) -> None:
-    from accs_lsp.analysis.context import top_level_statement_start
-    from accs_lsp.decoding import PromptBuilder
-    from accs_lsp.learn.store import Snippet
 
-    source = "import math\n\n\ndef first():\n    return 1\n\n\n@cache\ndef second(x):\n    return "
-    snippet = Snippet("other.py", 1, "def helper():\n    return 2", 1.0)
-    builder = PromptBuilder(model, 512)
-    plain = builder.build(source, "")
-    with_context = builder.build(source, "", [snippet], top_level_statement_start(source, len(source)))
-    text = model.detokenize(with_context.tokens) if hasattr(model, "detokenize") else "".join(model.token_text(t) for t in with_context.tokens)
-    assert with_context.context == ("other.py",)
-    assert text.index("return 1") < text.index("# Compare this snippet from other.py:") < text.index("@cache")
-    shared = next(i for i, (a, b) in enumerate(zip(plain.tokens, with_context.tokens)) if a != b)
-    assert model.token_text(plain.tokens[shared - 1]) and "def first" in "".join(model.token_text(t) for t in plain.tokens[:shared])
+def test_the_snippets_stay_the_same_across_the_file_so_its_prompt_stays_cached(engines, learned: ProjectStore) -> None:
+    engine = engines()
+    cart = learned.root / "cart.py"
+    source = cart.read_text() + "prices\n\n\ndef refund(prices, rate):\n    return "
+    first = complete_at_end(engine, cart.as_uri(), cart.read_text(), max_tokens=4)
+    second = complete_at_end(engine, cart.as_uri(), source, max_tokens=4)
+    assert first.context_snippets == second.context_snippets == ("pricing.py",)
+    assert second.reused_prompt_tokens >= first.prompt_tokens - 2, "the snippets and the file's start were cached"

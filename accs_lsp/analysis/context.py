@@ -134,23 +134,6 @@ class Statement:
     kind: str | None
 
 
-def top_level_statement_start(text: str, offset: int) -> int:
-    """Where the top-level statement around `offset` begins (its decorators included): the
-    last line before it that starts at column 0 with code (not a comment or a closing
-    bracket). 0 when there is none."""
-    lines = text[:offset].split("\n")
-    starts = [0]
-    for line in lines[:-1]:
-        starts.append(starts[-1] + len(line) + 1)
-    for index in range(len(lines) - 1, -1, -1):
-        line = lines[index]
-        if line and not line[0].isspace() and line[0] not in "#)]}":
-            while index > 0 and lines[index - 1].startswith("@"):
-                index -= 1
-            return starts[index]
-    return 0
-
-
 def indentation_width(line_prefix: str) -> int:
     return len(line_prefix) - len(line_prefix.lstrip(" \t"))
 

@@ -38,7 +38,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-LEVELS = ("none", "syntax", "types")
+LEVELS = ("none", "syntax", "types", "full")
 DEFAULT_LEVEL = "syntax"
 BIG_MODULE = "argparse.py"
 PREFETCH_WAIT_S = 30.0

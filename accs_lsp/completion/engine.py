@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 from accs_lsp.analysis import CursorContext, cursor_context
-from accs_lsp.analysis.context import top_level_statement_start
 from accs_lsp.analysis.scanner import closing_text
 from accs_lsp.completion.candidates import Candidate, Choice, choose
 from accs_lsp.completion.options import Completion, CompletionOptions, InvalidRequest
@@ -60,10 +59,12 @@ RESCUE_BRANCHES = 2
 EXAMPLE_BRANCHES = 2
 EXAMPLE_SAMPLES = 8
 EXAMPLE_TEMPERATURE = 0.8
-# Snippets of the project's other files offered to the prompt (those that fit are used), and
-# the lines before the cursor's line whose names find them.
+# Snippets of the project's other files offered to the prompt (those that fit are used), the
+# file's import and definition lines that find them, and the choices kept (per file and query).
 CONTEXT_SNIPPETS = 3
-SNIPPET_QUERY_LINES = 30
+SNIPPET_QUERY_LINES = 200
+SNIPPET_CHOICES_KEPT = 64
+DEFINING_LINE = re.compile(r"^[ \t]*(?:import|from|def|async def|class)\b.*$", re.MULTILINE)
 
 # A hole whose inhabitation search visits the commonest builtin types (their member tables
 # are cached for the session).
@@ -112,6 +113,7 @@ class CompletionEngine:
         self.relaxation_counts: Counter[str] = Counter()
         # Wraps each type-layer constraint of a request (`accs-lsp bench types` times them).
         self.type_layer_probe: Callable[[TokenConstraint], TokenConstraint] | None = None
+        self._snippet_choices: dict[tuple, list[Snippet]] = {}
 
     @property
     def grammars(self) -> GrammarCache:
@@ -243,24 +245,39 @@ class CompletionEngine:
     def _request(self, document: Snapshot, offset: int, options: CompletionOptions) -> "Request":
         context = cursor_context(document, offset)
         mode = context.suggested_mode if options.mode == "auto" else options.mode
-        # The prompt gets what the context window leaves after the tokens to generate.
-        budget = min(self.context_tokens, self.model.n_ctx - options.max_tokens - 8)
+        budget = self._prompt_budget(options.max_tokens)
         if budget < MIN_PROMPT_TOKENS:
             raise InvalidRequest(f"max_tokens={options.max_tokens} leaves no room for a prompt in {self.model.n_ctx} tokens")
         store = self.projects.for_uri(document.uri) if options.constraints == "full" else None
-        snippets = self._snippets(store, document, context.statement_start) if store is not None else []
-        snippets_at = top_level_statement_start(document.text, context.statement_start)
-        prompt = PromptBuilder(self.model, budget).build(document.text[:offset], document.text[offset:], snippets, snippets_at)
+        snippets = self._snippets(store, document) if store is not None else []
+        prompt = PromptBuilder(self.model, budget).build(document.text[:offset], document.text[offset:], snippets)
         return Request(document, offset, context, mode, prompt, store)
 
-    def _snippets(self, store: ProjectStore, document: Snapshot, statement_start: int) -> list[Snippet]:
-        """The project's snippets most like the code before the cursor's statement (stable
-        while a statement is typed), from other files."""
-        before = document.text[:statement_start]
-        query = "".join(before.splitlines(keepends=True)[-SNIPPET_QUERY_LINES:])
-        path = uri_path(document.uri)
-        exclude = str(path) if path is not None else None
-        return store.similar_snippets(query, CONTEXT_SNIPPETS, exclude_path=exclude)
+    def prompt_context(self, document: Snapshot, level: str, max_tokens: int) -> str:
+        """What a prompt at `level` puts before the document's text (the project's snippets at
+        `full`), for warming the KV cache before the first request."""
+        store = self.projects.for_uri(document.uri) if level == "full" else None
+        if store is None:
+            return ""
+        return PromptBuilder(self.model, self._prompt_budget(max_tokens)).context_text(self._snippets(store, document))[0]
+
+    def _prompt_budget(self, max_tokens: int) -> int:
+        """The prompt gets what the context window leaves after the tokens to generate."""
+        return min(self.context_tokens, self.model.n_ctx - max_tokens - 8)
+
+    def _snippets(self, store: ProjectStore, document: Snapshot) -> list[Snippet]:
+        """The snippets of the project's other files most like this file, asked by its imports
+        and definitions: the same for every cursor in the file and while the user types in
+        a body, so the prompt's start (and llama.cpp's cache of it) stays put."""
+        query = "\n".join(DEFINING_LINE.findall(document.text)[:SNIPPET_QUERY_LINES])
+        key = (store.root, document.uri, query)
+        if key not in self._snippet_choices:
+            if len(self._snippet_choices) >= SNIPPET_CHOICES_KEPT:
+                self._snippet_choices.pop(next(iter(self._snippet_choices)))
+            path = uri_path(document.uri)
+            exclude = str(path) if path is not None else None
+            self._snippet_choices[key] = store.similar_snippets(query, CONTEXT_SNIPPETS, exclude_path=exclude)
+        return self._snippet_choices[key]
 
     def _layer_factories(self, request: "Request", options: CompletionOptions) -> dict[str, LayerFactory]:
         return {
@@ -397,7 +414,8 @@ class CompletionEngine:
         if not constraints.constrained or wanted == 0:
             return text, rejections, 0
         decoded = 0
-        for label, branch, sampler in self._more_decodings(result, wanted, bool(constraints.checks), options):
+        sample = bool(constraints.checks) and request.mode == "block"
+        for label, branch, sampler in self._more_decodings(result, wanted, sample):
             if stop_event is not None and stop_event.is_set() or deadline is not None and time.monotonic() > deadline:
                 break
             if constraints.checks and request.choice is not None and request.choice.passes_all:
@@ -411,15 +429,14 @@ class CompletionEngine:
         text, rejections = self._choice(request, constraints, candidates)
         return text, rejections, decoded
 
-    def _more_decodings(
-        self, result: GenerationResult, branches: int, checked: bool, options: CompletionOptions
-    ) -> list[tuple[str, Branch | None, Sampler | None]]:
+    def _more_decodings(self, result: GenerationResult, branches: int, sample: bool) -> list[tuple[str, Branch | None, Sampler | None]]:
         """The decodings after the first: branches from its least certain choices, then (where
-        examples check the candidates) samples, seeded so that a request repeats."""
+        examples check a block's candidates: a body, where they tell most) samples, seeded so
+        that a request repeats."""
         more: list[tuple[str, Branch | None, Sampler | None]] = [
             (f"branch {number}", branch, None) for number, branch in enumerate(least_certain_branches(result, branches), 1)
         ]
-        if checked:
+        if sample:
             more += [(f"sample {seed}", None, Sampler(EXAMPLE_TEMPERATURE, seed)) for seed in range(1, EXAMPLE_SAMPLES + 1)]
         return more
 

@@ -30,7 +30,7 @@ class Prompt:
     format: str  # "fim" or "prefix"
     healed_text: str  # text removed from the prompt's end that generation must re-create
     prefix_lines_dropped: int
-    context: tuple[str, ...] = ()  # the paths of the project's snippets put in the prefix
+    context: tuple[str, ...] = ()  # the paths of the project's snippets put before the prefix
 
 
 class PromptBuilder:
@@ -38,27 +38,24 @@ class PromptBuilder:
         self.model = model
         self.budget_tokens = budget_tokens
 
-    def build(self, prefix: str, suffix: str, snippets: Sequence[ContextSnippet] = (), snippets_at: int = 0) -> Prompt:
+    def build(self, prefix: str, suffix: str, snippets: Sequence[ContextSnippet] = ()) -> Prompt:
         """`snippets`: code from the project's other files, as many as fit CONTEXT_SHARE, put
-        in the prefix as comments at `snippets_at` (as editor plugins give cross-file
-        context). Put before the definition being written, rather than first, they leave the
-        file's start, which the KV cache holds, as it was."""
-        context, used = self._fit_context(snippets)
+        before the prefix as comments (as editor plugins give cross-file context). Chosen
+        once per document, they stay put while the user types, and so does the KV cache."""
+        context, used = self.context_text(snippets)
         if self.model.fim is not None:
-            return self._fim(prefix, suffix, context, used, snippets_at)
+            return self._fim(prefix, suffix, context, used)
         kept, dropped = self._fit_prefix(prefix, self.budget_tokens - len(self.model.tokenize(context)))
-        text = _inserted(kept, context, snippets_at - (len(prefix) - len(kept)))
-        tokens, healed = self._heal(self.model.begin_tokens() + self.model.tokenize(text))
+        tokens, healed = self._heal(self.model.begin_tokens() + self.model.tokenize(context + kept))
         return Prompt(tokens or self.model.start_of_text(), "prefix", healed, dropped, used)
 
-    def _fim(self, prefix: str, suffix: str, context: str, used: tuple[str, ...], snippets_at: int) -> Prompt:
+    def _fim(self, prefix: str, suffix: str, context: str, used: tuple[str, ...]) -> Prompt:
         fim = self.model.fim
         assert fim is not None
         suffix_tokens = self.model.tokenize(self._fit_suffix(suffix))
         budget = self.budget_tokens - len(suffix_tokens) - len(self.model.tokenize(context)) - 3
         kept, dropped = self._fit_prefix(prefix, budget)
-        text = _inserted(kept, context, snippets_at - (len(prefix) - len(kept)))
-        prefix_tokens, healed = self._heal(self.model.tokenize(text))
+        prefix_tokens, healed = self._heal(self.model.tokenize(context + kept))
         tokens = (
             self.model.begin_tokens()
             + [fim.suffix]
@@ -69,7 +66,7 @@ class PromptBuilder:
         )
         return Prompt(tokens, "fim", healed, dropped, used)
 
-    def _fit_context(self, snippets: Sequence[ContextSnippet]) -> tuple[str, tuple[str, ...]]:
+    def context_text(self, snippets: Sequence[ContextSnippet]) -> tuple[str, tuple[str, ...]]:
         """The snippets that fit, best first, each as comment lines headed by its path."""
         budget = int(self.budget_tokens * CONTEXT_SHARE)
         parts: list[str] = []
@@ -125,12 +122,3 @@ class PromptBuilder:
             return tokens, ""
         return tokens[:-1], healed
 
-
-def _inserted(kept: str, context: str, at: int) -> str:
-    """`context` put into `kept` at `at` (at its start where `at` fell among the lines
-    dropped, or where it would end the prompt: the last token is taken back for healing)."""
-    if not context:
-        return kept
-    if not 0 < at < len(kept) or not kept[at:].strip():
-        at = 0
-    return kept[:at] + context + kept[at:]

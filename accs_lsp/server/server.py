@@ -523,12 +523,13 @@ class AccsLanguageServer(LanguageServer):
         await asyncio.sleep(IDLE_BEFORE_BACKGROUND_S)
         if self.waiting or uri not in self.documents or not self.background.mark_running(stop):
             return
-        text, max_tokens = self.documents.get(uri).text, self.settings.max_tokens
+        snapshot, max_tokens, level = self.documents.get(uri).snapshot(), self.settings.max_tokens, self.settings.constraints
 
         def run(e: CompletionEngine) -> int:
             if stop.is_set() or self.waiting:
                 return 0
             self.stats.warm_ups += 1
+            text = e.prompt_context(snapshot, level, max_tokens) + snapshot.text
             return warm_kv_cache(e, text, max_tokens, lambda: stop.is_set() or self.waiting > 0)
 
         try:
