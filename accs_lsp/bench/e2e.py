@@ -39,6 +39,7 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 LEVELS = ("none", "syntax", "types", "full")
+FULL_LEVEL_MAX_RATIO = 2.0
 DEFAULT_LEVEL = "syntax"
 BIG_MODULE = "argparse.py"
 PREFETCH_WAIT_S = 30.0
@@ -428,6 +429,7 @@ def report(results: list[LevelFigures], memory: MemoryFigures | None, files: lis
             f"target fresh line completion p50 < {FRESH_LINE_TARGET_MS:.0f} ms ({DEFAULT_LEVEL}): "
             f"{fresh:.0f} ms: {'met' if fresh < FRESH_LINE_TARGET_MS else 'NOT met'}"
         )
+    out += full_level_target(results)
     if memory is not None:
         cache, grammars = memory.cache, memory.grammars
         grammar_text = ", ".join(
@@ -441,6 +443,18 @@ def report(results: list[LevelFigures], memory: MemoryFigures | None, files: lis
             f"memoryLimitMb {memory.limit_mb}: {'under' if under else 'OVER'} the cap"
         )
     return "\n".join(out)
+
+
+def full_level_target(results: list[LevelFigures]) -> list[str]:
+    """The `full` level's fresh p50 against the default level's, when both ran."""
+    fresh = {figures.level: statistics.median(figures.fresh_ms) for figures in results if figures.fresh_ms}
+    if "full" not in fresh or DEFAULT_LEVEL not in fresh:
+        return []
+    ratio = fresh["full"] / fresh[DEFAULT_LEVEL]
+    return [
+        f"target full fresh p50 <= {FULL_LEVEL_MAX_RATIO:g} x {DEFAULT_LEVEL}: {fresh['full']:.0f} ms vs "
+        f"{fresh[DEFAULT_LEVEL]:.0f} ms ({ratio:.2f} x): {'met' if ratio <= FULL_LEVEL_MAX_RATIO else 'NOT met'}"
+    ]
 
 
 def run(fixtures: Path, levels: list[str], holes: int, typed: int, max_tokens: int, model: str | None, fill: bool) -> str:
