@@ -24,3 +24,11 @@ def fixture_files() -> list[Path]:
     files = sorted(FIXTURES.glob("*.py"))
     assert files, "fixtures/ has no Python files"
     return files
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache directory of the test's own for the learned project stores (ACCS_CACHE_DIR)."""
+    directory = tmp_path / "cache"
+    monkeypatch.setenv("ACCS_CACHE_DIR", str(directory))
+    return directory

@@ -28,13 +28,6 @@ WITH_EXAMPLES = '''def add_one(values: list[int]) -> list[int]:
 
 
 @pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    directory = tmp_path / "cache"
-    monkeypatch.setenv("ACCS_CACHE_DIR", str(directory))
-    return directory
-
-
-@pytest.fixture
 def engines(model):
     """New engines, closed after the test (their background member lookups stopped)."""
     made: list[CompletionEngine] = []

@@ -64,13 +64,6 @@ def write_tree(root: Path, files: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    directory = tmp_path / "cache"
-    monkeypatch.setenv("ACCS_CACHE_DIR", str(directory))
-    return directory
-
-
-@pytest.fixture
 def project(tmp_path: Path, cache: Path) -> Path:
     root = tmp_path / "project"
     write_tree(root, SHOP)
