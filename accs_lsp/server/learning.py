@@ -9,6 +9,7 @@ read-only cache directory) turns learning off for that folder with the store's w
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from pathlib import Path
 from typing import Callable
@@ -28,6 +29,8 @@ class WorkspaceLearning:
     def __init__(self, projects: ProjectStores) -> None:
         self.projects = projects
         self._lock = asyncio.Lock()  # one learning run at a time
+        # Feedback is written off the event loop: the store may be busy with a learning batch.
+        self._writes = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="accs-feedback")
 
     async def learn_folder(self, root: Path, progress: Progress | None = None) -> LearnReport | None:
         async with self._lock:
@@ -43,8 +46,16 @@ class WorkspaceLearning:
             await asyncio.to_thread(self._learn, store.root, None, [path])
 
     def feedback(self, uri: str, text: str, accepted: bool) -> None:
+        """Pass feedback on to the store of the file's project, in the background."""
+        if text.strip():
+            self._writes.submit(self._record_feedback, uri, text, accepted)
+
+    def close(self) -> None:
+        self._writes.shutdown(wait=True)
+
+    def _record_feedback(self, uri: str, text: str, accepted: bool) -> None:
         store = self.projects.for_uri(uri)
-        if store is None or not text.strip():
+        if store is None:
             return
         store.record_feedback(text, accepted)
         self.projects.changed(store)

@@ -830,6 +830,7 @@ def create_server(model_path: str | None = None) -> AccsLanguageServer:
         ls.background.cancel()
         ls.stops.stop_all()
         await asyncio.get_running_loop().run_in_executor(None, ls.model.shutdown)
+        ls.learning.close()
         ls.projects.close()
 
     return server
