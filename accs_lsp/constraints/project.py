@@ -18,6 +18,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from accs_lsp.analysis.scanner import in_code
+from accs_lsp.decoding.generator import log_sum_exp
 
 #: The largest shift, in nats, between the project's most and least used names.
 BIAS_STRENGTH = 1.5
@@ -85,9 +86,9 @@ class ProjectBias:
         finite = np.isfinite(chosen)
         if finite.sum() < 2:
             return
-        old_total = _log_sum_exp(chosen[finite])
+        old_total = log_sum_exp(chosen[finite])
         shifted = chosen[finite] + bias[finite]
-        logits[tokens[finite]] = shifted - (_log_sum_exp(shifted) - old_total)
+        logits[tokens[finite]] = shifted - (log_sum_exp(shifted) - old_total)
 
 
 def _name_position(before: str) -> tuple[str | None, str]:
@@ -103,7 +104,3 @@ def _spellings(rest: str, fresh: bool) -> tuple[str, ...]:
     """How the next token may spell the rest of a name: a new name may come after a space."""
     return (rest, " " + rest) if fresh else (rest,)
 
-
-def _log_sum_exp(values: np.ndarray) -> float:
-    top = float(values.max())
-    return top + math.log(float(np.exp(values - top).sum()))

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from functools import cache
 
 import tree_sitter
-import tree_sitter_python
 
+from accs_lsp.documents.document import new_parser, python_language
 from accs_lsp.learn.snippets import KEYWORDS, chunks
 
 MINER_VERSION = 1
@@ -34,13 +34,8 @@ QUERY = """
 
 
 @cache
-def language() -> tree_sitter.Language:
-    return tree_sitter.Language(tree_sitter_python.language())
-
-
-@cache
 def query() -> tree_sitter.Query:
-    return tree_sitter.Query(language(), QUERY)
+    return tree_sitter.Query(python_language(), QUERY)
 
 
 @dataclass
@@ -63,7 +58,7 @@ class Miner:
     """One parser, so one Miner per thread (tree-sitter parsers are not shareable)."""
 
     def __init__(self) -> None:
-        self._parser = tree_sitter.Parser(language())
+        self._parser = new_parser()
 
     def mine(self, source: bytes) -> FileFacts:
         tree = self._parser.parse(source)

@@ -12,7 +12,8 @@ import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
-from urllib.parse import unquote, urlparse
+
+from pygls.uris import to_fs_path
 
 from accs_lsp.learn.store import ProjectStore, nearest_learned_root
 
@@ -27,10 +28,10 @@ ATTRIBUTE_RECEIVERS = 256
 
 def uri_path(uri: str) -> Path | None:
     """The local path of a `file:` URI (None for any other scheme)."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
+    if not uri.startswith("file:"):
         return None
-    return Path(unquote(parsed.path))
+    path = to_fs_path(uri)
+    return Path(path) if path else None
 
 
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
@@ -74,6 +75,7 @@ class ProjectStores:
 
     def open_root(self, root: Path) -> ProjectStore | None:
         """The store of `root`, created when there is none (None: it cannot be written)."""
+        root = root.resolve()  # as the stores know their roots
         with self._lock:
             store = self._stores.get(root)
         if store is None:

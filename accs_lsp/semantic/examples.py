@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import tree_sitter_python
-from tree_sitter import Language, Node, Parser, Tree
+from tree_sitter import Node, Tree
 
 from accs_lsp.analysis import python_ast
+from accs_lsp.documents.document import new_parser
 
 SKIPPED_DIRECTORIES = frozenset({".venv", "venv", "node_modules", ".git", "site-packages", "__pycache__"})
 MAX_TEST_FILES = 200
@@ -42,7 +42,6 @@ COMMENT = re.compile(r"#\s*accs:\s*(.+?)\s*$")
 BUILTIN_NAMES = frozenset(dir(builtins))
 ANY_NAME = "*"
 
-_LANGUAGE = Language(tree_sitter_python.language())
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ def examples_at(
 
 def parse(source: bytes) -> Tree:
     """A fresh parser per call: tree-sitter parsers are not shared between threads."""
-    return Parser(_LANGUAGE).parse(source)
+    return new_parser().parse(source)
 
 
 def enclosing_function(tree: Tree, source: bytes, cursor: int) -> Node | None:
