@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     speculation.add_argument("--per-kind", type=positive_int, default=4, help="holes of each kind per source")
     speculation.add_argument("--max-tokens", type=positive_int, default=48)
     speculation.add_argument("--model", metavar="PATH")
+    prepared = benches.add_parser("model", help="the bundled model as shipped (Q4_1) against its Q8_0 copy: prompt and decoding tok/s")
+    prepared.add_argument("--source", type=Path, action="append", help="directory of .py files to cut holes from (default: fixtures/)")
+    prepared.add_argument("--per-kind", type=positive_int, default=4, help="holes of each kind per source")
+    prepared.add_argument("--max-tokens", type=positive_int, default=48)
     faults = benches.add_parser("faults", help="a hostile client against the real server: crashes, unanswered requests, desyncs")
     faults.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     faults.add_argument("--quick", action="store_true", help="fewer inputs per class")
@@ -428,6 +432,15 @@ def run_bench(arguments: argparse.Namespace) -> int:
         if missing:
             raise UsageError(f"no such directory: {', '.join(missing)}")
         print(speculation.run(sources, arguments.per_kind, arguments.max_tokens, arguments.model))
+        return 0
+    if arguments.bench == "model":
+        from accs_lsp.bench import model
+
+        sources = arguments.source or [FIXTURES]
+        missing = [str(source) for source in sources if not source.is_dir()]
+        if missing:
+            raise UsageError(f"no such directory: {', '.join(missing)}")
+        print(model.run(sources, arguments.per_kind, arguments.max_tokens))
         return 0
     if arguments.bench == "faults":
         from accs_lsp.bench import faults

@@ -95,7 +95,8 @@ class Doctor:
         self.model = LlamaModel.load(resolve_model_path(self.model_path))
         fim = "fill-in-the-middle tokens" if self.model.fim else "no fill-in-the-middle tokens"
         return (
-            f"{self.model.path} ({self.model.n_vocab} tokens, {fim}, "
+            f"{self.model.path}{'' if self.model.file == self.model.path else f' (loaded from its copy {self.model.file})'} "
+            f"({self.model.n_vocab} tokens, {fim}, "
             f"loaded in {self.model.load_seconds * 1000:.0f} ms)"
         )
 

@@ -41,7 +41,7 @@ def test_complete_works_on_every_fixture(fixture_files):
         assert result.returncode == 0, result.stderr
         output = json.loads(result.stdout)
         assert output["constraints"] == "syntax"  # the default
-        assert output["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+        assert output["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf (as Q8_0)"
         assert 0 < output["tokens"] <= 8
         assert {"text", "latency_ms", "stop_reason"} <= output.keys()
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from accs_lsp.paths import cache_home
 from accs_lsp.learn.miner import MINER_VERSION, FileFacts, Miner
 from accs_lsp.learn.snippets import fts_query, identifiers, search_tokens
 
@@ -155,9 +156,8 @@ class Corrupt(Exception):
 
 
 def cache_root() -> Path:
-    """$ACCS_CACHE_DIR, else $XDG_CACHE_HOME, else ~/.cache; then accs-lsp/projects."""
-    base = os.environ.get("ACCS_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "accs-lsp" / "projects"
+    """The projects' stores: accs-lsp's cache folder, then projects."""
+    return cache_home() / "projects"
 
 
 def store_path(root: Path, cache_dir: Path | None = None) -> Path:

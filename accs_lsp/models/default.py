@@ -28,6 +28,11 @@ def default_model_path() -> Path | None:
     return None
 
 
+def is_bundled_default(path: Path) -> bool:
+    bundled = default_model_path()
+    return bundled is not None and path.resolve() == bundled.resolve()
+
+
 def resolve_model_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     """An explicit path wins, then $ACCS_MODEL, then the bundled default.
 

@@ -9,6 +9,7 @@ at a time: llama.cpp contexts are not thread-safe.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -19,7 +20,10 @@ from typing import Sequence
 
 import numpy as np
 
-from accs_lsp.models.default import ModelLoadError
+from accs_lsp.models.default import ModelLoadError, is_bundled_default
+from accs_lsp.models.prepared import PREPARED_TYPE, as_shipped, discard, prepared_model
+
+log = logging.getLogger(__name__)
 
 GGUF_MAGIC = b"GGUF"
 
@@ -102,11 +106,12 @@ def default_thread_count() -> int:
 class LlamaModel:
     """A loaded GGUF model with its vocabulary facts and a reusable KV cache."""
 
-    def __init__(self, llm: "llama_cpp.Llama", path: Path, load_seconds: float) -> None:  # noqa: F821
+    def __init__(self, llm: "llama_cpp.Llama", path: Path, load_seconds: float, file: Path | None = None) -> None:  # noqa: F821
         import llama_cpp
 
         self._llm = llm
-        self.path = path
+        self.path = path  # the model asked for
+        self.file = file or path  # the file llama.cpp loaded: the bundled model's Q8_0 copy, or path
         self.load_seconds = load_seconds
         self.vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
@@ -126,15 +131,31 @@ class LlamaModel:
         n_threads: int | None = None,
         vocab_only: bool = False,
     ) -> "LlamaModel":
-        import llama_cpp
-
+        """`path`: a GGUF; the bundled default is loaded from its Q8_0 copy (models/prepared.py)."""
         model_path = Path(path)
         check_model_file(model_path)
         started = time.perf_counter()
+        runtime = model_path if vocab_only or not is_bundled_default(model_path) or as_shipped() else prepared_model(model_path)
+        try:
+            llm = cls._load_llama(runtime, n_ctx, n_threads, vocab_only)
+        except ModelLoadError as error:
+            if runtime == model_path:
+                raise
+            log.warning("loading %s as shipped: its copy %s did not load (%s)", model_path.name, runtime, error)
+            discard(runtime)
+            runtime = model_path
+            llm = cls._load_llama(runtime, n_ctx, n_threads, vocab_only)
+        return cls(llm, model_path, time.perf_counter() - started, runtime)
+
+    @staticmethod
+    def _load_llama(path: Path, n_ctx: int, n_threads: int | None, vocab_only: bool) -> "llama_cpp.Llama":  # noqa: F821
+        import llama_cpp
+
+        check_model_file(path)
         try:
             with extra_buffer_types(not cpu_has_amx()):
-                llm = llama_cpp.Llama(
-                    str(model_path),
+                return llama_cpp.Llama(
+                    str(path),
                     n_ctx=n_ctx,
                     n_batch=512,
                     n_threads=n_threads or default_thread_count(),
@@ -142,12 +163,11 @@ class LlamaModel:
                     verbose=False,
                 )
         except (ValueError, RuntimeError, OSError) as error:
-            raise ModelLoadError(f"llama.cpp could not load model {model_path}: {error}") from error
-        return cls(llm, model_path, time.perf_counter() - started)
+            raise ModelLoadError(f"llama.cpp could not load model {path}: {error}") from error
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return self.path.name + (f" (as {PREPARED_TYPE})" if self.file != self.path else "")
 
     @property
     def threads(self) -> int:
