@@ -211,3 +211,17 @@ def test_an_operand_is_typed_and_the_clause_goes_on_after_it(engine, provider) -
 
     assert admits("x:\n") and admits("x <= 10 and x > 0:\n") and admits("x + 1:\n")
     assert not admits("'text':\n") and not admits("within:\n")
+
+
+def test_background_lookups_wait_while_a_request_is_served() -> None:
+    """On two cores a checker thread slows the model: lookups start only in a pause."""
+    from accs_lsp.types.indexed_provider import IDLE_SECONDS, Activity
+
+    activity = Activity()
+    assert activity.quiet_for(0)
+    with activity.serving():
+        assert not activity.quiet_for(0)
+        with activity.serving():  # a prefetch and a request at once
+            pass
+        assert not activity.quiet_for(0)
+    assert activity.quiet_for(0) and not activity.quiet_for(IDLE_SECONDS)

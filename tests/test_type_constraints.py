@@ -206,6 +206,12 @@ def test_typed_alternatives_are_expressions_of_the_expected_type(engine, provide
     language = TypedLanguage(engine, provider, TRANSFORM)
     assert all(language.complete(text) for text in completion.typed_alternatives)
     assert any("arr" in text for text in completion.typed_alternatives)
+    # An inline suggestion never shows them: the server does not ask for the search.
+    text = TRANSFORM + "\n"
+    document = Document("file:///typed.py", text, "python").snapshot()
+    options = CompletionOptions(constraints="types", max_tokens=4, mode="line", timeout_ms=None, typed_alternatives=False)
+    inline = engine.complete(document, len(TRANSFORM), options)
+    assert inline.typed_alternatives == () and inline.expected_type == completion.expected_type
 
 
 def test_new_attributes_on_self_and_user_classes_are_not_blocked(engine, provider) -> None:

@@ -44,7 +44,7 @@ from accs_lsp.models.remote.vocabulary import Vocabulary
 from accs_lsp.semantic.check import ExampleCheck
 from accs_lsp.semantic.examples import examples_at
 from accs_lsp.settings import MIN_PROMPT_TOKENS
-from accs_lsp.types.indexed_provider import IndexedProvider
+from accs_lsp.types.indexed_provider import Activity, IndexedProvider
 from accs_lsp.types.provider import TypeProvider
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,7 @@ class CompletionEngine:
         self._grammars: GrammarCache | None = None
         self._type_grammars: GrammarCache | None = None
         self._type_providers: dict[str, IndexedProvider] = {}
+        self.activity = Activity()  # while a request runs, the providers' background lookups wait
         # Why the configured type provider was replaced by Jedi (basedpyright not installed).
         self.type_provider_fallback: str | None = None
         # Steps down the relaxation ladder taken so far, by step (for metrics).
@@ -141,7 +142,9 @@ class CompletionEngine:
                 from accs_lsp.types.jedi_provider import JediProvider
 
                 checker = JediProvider()
-            self._type_providers[name] = checker if isinstance(checker, IndexedProvider) else IndexedProvider(checker)
+            provider = checker if isinstance(checker, IndexedProvider) else IndexedProvider(checker)
+            provider.activity = self.activity
+            self._type_providers[name] = provider
         return self._type_providers[name]
 
     def _pyright_or_jedi(self) -> "TypeProvider":
@@ -187,6 +190,12 @@ class CompletionEngine:
         options.check()
         if self.remote is not None:
             return self._complete_remote(document, offset, options, stop_event)
+        with self.activity.serving():
+            return self._complete_local(document, offset, options, stop_event)
+
+    def _complete_local(
+        self, document: Snapshot, offset: int, options: CompletionOptions, stop_event: threading.Event | None
+    ) -> Completion:
         started = time.perf_counter()
         request = self._request(document, offset, options)
         factories = self._layer_factories(request, options)
@@ -234,7 +243,7 @@ class CompletionEngine:
             removed_mass=round(result.removed_mass, 6),
             expected_type=str(plan.expected) if plan is not None and plan.top_rule is not None and plan.expected is not None else None,
             type_ms=round(plan.seconds * 1000, 2) if plan is not None else 0.0,
-            typed_alternatives=typed_alternatives(plan, offset),
+            typed_alternatives=typed_alternatives(plan, offset) if options.typed_alternatives else (),
             log_likelihood=round(result.log_likelihood, 3),
             examples_checked=request.choice.checked if request.choice is not None else 0,
             examples_passed=request.choice.passed if request.choice is not None else 0,
@@ -593,7 +602,7 @@ class CompletionEngine:
             decode_ms=round(reply.seconds * 1000, 2),
             expected_type=str(plan.expected) if plan is not None and plan.top_rule is not None and plan.expected is not None else None,
             type_ms=round(plan.seconds * 1000, 2) if plan is not None else 0.0,
-            typed_alternatives=typed_alternatives(plan, offset),
+            typed_alternatives=typed_alternatives(plan, offset) if options.typed_alternatives else (),
             engine=remote.display,
             engine_mode="grammar" if reply.grammar_sent else "validation",
             engine_candidates=len(texts),

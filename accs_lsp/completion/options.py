@@ -25,6 +25,9 @@ class CompletionOptions:
     # Decodings beyond the greedy one, each from one of the model's least certain choices,
     # for the candidate stage to choose among (the semantic layer's examples pick from them).
     alternatives: int = 0
+    # The cheapest inhabitants of the expected type, for a completion list (the search costs
+    # tens of ms, which an inline suggestion would wait for and never show).
+    typed_alternatives: bool = True
     # Draft tokens from the buffer and verify them in batches (greedy decoding only). Off by
     # default: on the fixtures' holes with SmolLM2 drafts were rarely proposed and never
     # taken, and the lookup cost 2-9% of throughput (`accs-lsp bench speculation`).

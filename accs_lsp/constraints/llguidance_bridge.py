@@ -70,10 +70,12 @@ class GrammarCache:
             return compiled.deep_copy()
 
     def _compile(self, grammar: str) -> LLMatcher:
-        error = LLMatcher.validate_grammar(grammar, self.tokenizer)
-        if error:
-            raise GrammarError(f"grammar does not compile: {first_line(error)}")
-        return LLMatcher(self.tokenizer, LLMatcher.grammar_from_lark(grammar), log_level=0)
+        # A grammar that does not compile gives a matcher in its error state, with the reason:
+        # one pass, where validate_grammar first would compile it twice.
+        matcher = LLMatcher(self.tokenizer, LLMatcher.grammar_from_lark(grammar), log_level=0)
+        if matcher.is_error():
+            raise GrammarError(f"grammar does not compile: {first_line(matcher.get_error())}")
+        return matcher
 
 
 def penalty_buffer(bitmask: np.ndarray) -> np.ndarray:

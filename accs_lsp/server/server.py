@@ -361,7 +361,7 @@ class AccsLanguageServer(LanguageServer):
         self, snapshot: Snapshot, offset: int, kind: str, ticket: Ticket, cache_key: Hashable, began: float
     ) -> tuple[Served, Snapshot, int] | None:
         uri = snapshot.uri
-        options = self.completion_options()
+        options = replace(self.completion_options(), typed_alternatives=kind == "completion")
         try:
             options.check()
             engine = await self.model.engine(self.settings.model_load_timeout_ms / 1000)
@@ -464,7 +464,7 @@ class AccsLanguageServer(LanguageServer):
             target = (uri, at, cache_key)
             if self.suggestions.contains(uri, at, cache_key) or self.background.busy_with(target):
                 return
-            options = self.completion_options()
+            options = replace(self.completion_options(), typed_alternatives=False)  # served inline, mostly
             self.background.start("prefetch", target, lambda stop: self.prefetch(uri, document, cursor, at, options, cache_key, stop))
         except Exception:
             log.exception("could not start a prefetch")

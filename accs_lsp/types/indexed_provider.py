@@ -12,6 +12,7 @@ planning per request and a few milliseconds.
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 import threading
 import time
@@ -20,7 +21,7 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from accs_lsp.analysis.scanner import top_level_commas
 from accs_lsp.types.inhabitation import is_modelled
@@ -52,6 +53,34 @@ _OPERAND_FAMILIES: dict[str, PyType | None] = {"int": FLOAT, "float": FLOAT, "bo
 _GENERATOR_RESULTS = frozenset({"Iterator", "Iterable", "Generator", "AsyncIterator", "AsyncIterable", "AsyncGenerator"})
 
 
+class Activity:
+    """Whether requests are being served (planned or decoded): background lookups wait for a
+    pause of IDLE_SECONDS, since on two cores a checker thread slows the model's own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._last = 0.0
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        with self._lock:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                self._last = time.monotonic()
+
+    def touch(self) -> None:
+        self._last = time.monotonic()
+
+    def quiet_for(self, seconds: float) -> bool:
+        with self._lock:
+            return self._running == 0 and time.monotonic() - self._last >= seconds
+
+
 class Checker(TypeProvider, Protocol):
     def expected_type(self, source: str, slot: ExpressionSlot) -> PyType | None:
         """The expected type at `slot` as the checker sees it (None: none or unknown)."""
@@ -65,8 +94,9 @@ class IndexedProvider:
     # It never waits long for the checker: the planner need not cut its member lookups short.
     bounds_its_waits = True
 
-    def __init__(self, checker: Checker, member_seconds: float = 60.0) -> None:
+    def __init__(self, checker: Checker, member_seconds: float = 60.0, activity: Activity | None = None) -> None:
         self.checker = checker
+        self.activity = activity or Activity()  # the requests' own (the engine's, shared)
         self.member_seconds = member_seconds  # how long a looked-up member table of a user type is kept
         self._lock = threading.Lock()
         self._checker_lock = threading.Lock()  # one question at a time, background lookups included
@@ -81,7 +111,6 @@ class IndexedProvider:
         self._lookups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accs-members")
         self._pending: dict[tuple[str, int], Future[tuple[Member, ...]]] = {}
         self._found: dict[tuple[str, int], tuple[float, tuple[Member, ...]]] = {}
-        self._last_question = 0.0  # time.monotonic() of the latest question from a request
         self._lookups_stopping = False
         self._draining = False
         # Types whose members this request did not wait for (looked up in the background).
@@ -103,7 +132,7 @@ class IndexedProvider:
     def hole_types(self, source: str, slot: ExpressionSlot) -> HoleTypes:
         """Also starts a request: `deferred` starts afresh."""
         self.deferred = []
-        self._last_question = time.monotonic()
+        self.activity.touch()
         index = self.index(source, slot.cursor or slot.start)
         if index is None:
             return self._ask(self.checker.hole_types, source, slot, wait=FALLBACK_WAIT_SECONDS) or HoleTypes(origin=slot.kind)
@@ -182,7 +211,7 @@ class IndexedProvider:
             return found
 
     def _members(self, source: str, index: ModuleIndex, owner: PyType, checker: bool) -> tuple[Member, ...] | None:
-        self._last_question = time.monotonic()
+        self.activity.touch()
         if owner.name == "Module":
             return self._members_of_module(owner)
         own = index.members(owner)
@@ -231,7 +260,7 @@ class IndexedProvider:
     def _members_when_idle(self, source: str, owner: PyType) -> tuple[Member, ...]:
         """A background lookup, started once no request has asked anything for a while: on
         two cores its work would otherwise slow the request being planned."""
-        while time.monotonic() - self._last_question < IDLE_SECONDS and not (self._lookups_stopping or self._draining):
+        while not self.activity.quiet_for(IDLE_SECONDS) and not (self._lookups_stopping or self._draining):
             time.sleep(IDLE_SECONDS / 4)
         return self._ask(self.checker.members, source, owner, wait=-1) or ()
 
