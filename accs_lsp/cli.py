@@ -397,6 +397,15 @@ def run_doctor(arguments: argparse.Namespace) -> int:
     return doctor.run(arguments.model, sys.stdout)
 
 
+def bench_sources(given: list[Path] | None) -> list[Path]:
+    """The directories a bench cuts its holes from (default: fixtures/)."""
+    sources = given or [FIXTURES]
+    missing = [str(source) for source in sources if not source.is_dir()]
+    if missing:
+        raise UsageError(f"no such directory: {', '.join(missing)}")
+    return sources
+
+
 def run_bench(arguments: argparse.Namespace) -> int:
     if arguments.bench in ("types", "mask", "e2e"):
         require_fixtures()
@@ -427,19 +436,13 @@ def run_bench(arguments: argparse.Namespace) -> int:
     if arguments.bench == "speculation":
         from accs_lsp.bench import speculation
 
-        sources = arguments.source or [FIXTURES]
-        missing = [str(source) for source in sources if not source.is_dir()]
-        if missing:
-            raise UsageError(f"no such directory: {', '.join(missing)}")
+        sources = bench_sources(arguments.source)
         print(speculation.run(sources, arguments.per_kind, arguments.max_tokens, arguments.model))
         return 0
     if arguments.bench == "model":
         from accs_lsp.bench import model
 
-        sources = arguments.source or [FIXTURES]
-        missing = [str(source) for source in sources if not source.is_dir()]
-        if missing:
-            raise UsageError(f"no such directory: {', '.join(missing)}")
+        sources = bench_sources(arguments.source)
         print(model.run(sources, arguments.per_kind, arguments.max_tokens))
         return 0
     if arguments.bench == "faults":

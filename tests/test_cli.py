@@ -257,3 +257,13 @@ def test_location_parsing_counts_columns_in_characters():
     assert cursor_offset("é😀x\nab", 2, 3) == 6
     with pytest.raises(UsageError):
         cursor_offset("ab", 1, 4)
+
+
+def test_bench_model_compares_the_shipped_file_with_its_copy_side_by_side() -> None:
+    result = run("bench", "model", "--per-kind", "1", "--max-tokens", "4")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split("  ")[0]: line for line in result.stdout.splitlines()}
+    for figure in ("prompt evaluation (tok/s)", "decoding (tok/s)", "completion latency p50 (ms)"):
+        shipped, prepared, ratio = lines[figure].split()[-3:]
+        assert float(shipped) > 0 and float(prepared) > 0 and ratio.endswith("x"), lines[figure]
+    assert "as-Q8_0.gguf" in result.stdout and "identical completions" in result.stdout
