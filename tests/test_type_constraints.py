@@ -158,11 +158,12 @@ def test_untyped_receiver_is_not_restricted(engine, provider) -> None:
     assert members.allows("anything_at_all(") and members.allows("x")
 
 
-def complete(engine: CompletionEngine, source: str, constraints: str, max_tokens: int = 24):
+def complete(engine: CompletionEngine, source: str, constraints: str, max_tokens: int = 24, **options):
     offset = source.index("|")
     text = source.replace("|", "")
     document = Document("file:///typed.py", text, "python").snapshot()
-    return engine.complete(document, offset, CompletionOptions(constraints=constraints, max_tokens=max_tokens, mode="line", timeout_ms=None))
+    chosen = CompletionOptions(constraints=constraints, max_tokens=max_tokens, mode="line", timeout_ms=None, **options)
+    return engine.complete(document, offset, chosen)
 
 
 def test_decoding_loop_keeps_the_seed_completion_well_typed(engine, provider) -> None:
@@ -207,10 +208,7 @@ def test_typed_alternatives_are_expressions_of_the_expected_type(engine, provide
     assert all(language.complete(text) for text in completion.typed_alternatives)
     assert any("arr" in text for text in completion.typed_alternatives)
     # An inline suggestion never shows them: the server does not ask for the search.
-    text = TRANSFORM + "\n"
-    document = Document("file:///typed.py", text, "python").snapshot()
-    options = CompletionOptions(constraints="types", max_tokens=4, mode="line", timeout_ms=None, typed_alternatives=False)
-    inline = engine.complete(document, len(TRANSFORM), options)
+    inline = complete(engine, TRANSFORM + "|\n", "types", max_tokens=4, typed_alternatives=False)
     assert inline.typed_alternatives == () and inline.expected_type == completion.expected_type
 
 

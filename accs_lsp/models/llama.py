@@ -130,12 +130,15 @@ class LlamaModel:
         n_ctx: int = 2048,
         n_threads: int | None = None,
         vocab_only: bool = False,
+        prepare: bool = True,
     ) -> "LlamaModel":
-        """`path`: a GGUF; the bundled default is loaded from its Q8_0 copy (models/prepared.py)."""
+        """`path`: a GGUF; the bundled default is loaded from its Q8_0 copy (models/prepared.py)
+        unless `prepare` is False or ACCS_MODEL_AS_SHIPPED is set."""
         model_path = Path(path)
         check_model_file(model_path)
         started = time.perf_counter()
-        runtime = model_path if vocab_only or not is_bundled_default(model_path) or as_shipped() else prepared_model(model_path)
+        wants_copy = prepare and not vocab_only and not as_shipped() and is_bundled_default(model_path)
+        runtime = prepared_model(model_path) if wants_copy else model_path
         try:
             llm = cls._load_llama(runtime, n_ctx, n_threads, vocab_only)
         except ModelLoadError as error:
@@ -151,7 +154,6 @@ class LlamaModel:
     def _load_llama(path: Path, n_ctx: int, n_threads: int | None, vocab_only: bool) -> "llama_cpp.Llama":  # noqa: F821
         import llama_cpp
 
-        check_model_file(path)
         try:
             with extra_buffer_types(not cpu_has_amx()):
                 return llama_cpp.Llama(

@@ -94,9 +94,9 @@ class IndexedProvider:
     # It never waits long for the checker: the planner need not cut its member lookups short.
     bounds_its_waits = True
 
-    def __init__(self, checker: Checker, member_seconds: float = 60.0, activity: Activity | None = None) -> None:
+    def __init__(self, checker: Checker, member_seconds: float = 60.0) -> None:
         self.checker = checker
-        self.activity = activity or Activity()  # the requests' own (the engine's, shared)
+        self.activity = Activity()  # when requests run: the engine puts its own here, shared by its providers
         self.member_seconds = member_seconds  # how long a looked-up member table of a user type is kept
         self._lock = threading.Lock()
         self._checker_lock = threading.Lock()  # one question at a time, background lookups included
