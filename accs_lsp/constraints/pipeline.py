@@ -3,7 +3,7 @@
 A `ConstraintSet` is built from the constraint level by one mapping (`LEVEL_LAYERS`):
 
 - hard layers: token masks AND-ed while decoding (the grammar, the typed expression,
-  the members after ".");
+  the members after ".", the names an expression reads);
 - soft layers: a logit bias the decoding loop adds before it chooses a token, on the
   greedy fast path too (the contextual layer's learned weights);
 - candidate checks: run on finished candidates (the semantic layer's examples).
@@ -28,6 +28,7 @@ LayerKind = Literal["hard", "soft", "check"]
 GRAMMAR = "grammar"
 TYPED_EXPRESSION = "typed expression"
 MEMBERS = "members"
+NAMES = "names"
 EXAMPLES = "examples"
 PROJECT = "project"
 
@@ -36,6 +37,7 @@ LAYER_KINDS: dict[str, LayerKind] = {
     GRAMMAR: "hard",
     TYPED_EXPRESSION: "hard",
     MEMBERS: "hard",
+    NAMES: "hard",
     EXAMPLES: "check",
     PROJECT: "soft",
 }
@@ -44,15 +46,15 @@ LAYER_KINDS: dict[str, LayerKind] = {
 LEVEL_LAYERS: dict[str, tuple[str, ...]] = {
     "none": (),
     "syntax": (GRAMMAR,),
-    "types": (GRAMMAR, TYPED_EXPRESSION, MEMBERS),
-    "full": (GRAMMAR, TYPED_EXPRESSION, MEMBERS, EXAMPLES, PROJECT),
+    "types": (GRAMMAR, TYPED_EXPRESSION, MEMBERS, NAMES),
+    "full": (GRAMMAR, TYPED_EXPRESSION, MEMBERS, NAMES, EXAMPLES, PROJECT),
 }
 
 #: The relaxation ladder after the strict set: each step's name and the layers it drops.
 LADDER: tuple[tuple[str, frozenset[str]], ...] = (
     ("without semantic", frozenset({EXAMPLES})),
-    ("without types", frozenset({EXAMPLES, TYPED_EXPRESSION, MEMBERS})),
-    ("syntax only", frozenset({EXAMPLES, TYPED_EXPRESSION, MEMBERS, PROJECT})),
+    ("without types", frozenset({EXAMPLES, TYPED_EXPRESSION, MEMBERS, NAMES})),
+    ("syntax only", frozenset({EXAMPLES, TYPED_EXPRESSION, MEMBERS, NAMES, PROJECT})),
     ("unconstrained with the parse check", frozenset(LAYER_KINDS)),
 )
 

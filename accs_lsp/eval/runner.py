@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -44,6 +45,7 @@ class Record:
     top_token_removed: int
     removed_mass: float
     new_type_errors: int | None = None  # None: basedpyright not run
+    new_type_error_rules: list[str] = field(default_factory=list)  # basedpyright's rule of each new error
     examples_checked: int = 0  # the semantic layer (full): examples run on the completion
     examples_passed: int = 0
     context_snippets: int = 0  # the contextual layer (full): other files' snippets in the prompt
@@ -179,9 +181,10 @@ def count_new_type_errors(evaluation: Evaluation, tasks: list[Task]) -> None:
             )
         errors = pyright_errors(checker, root)
         for record_ in evaluation.records:
-            mine = errors.get(str(files[(record_.task, record_.arm)]), 0)
-            original = errors.get(str(files[(record_.task, "original")]), 0)
-            record_.new_type_errors = max(0, mine - original)
+            mine = errors.get(str(files[(record_.task, record_.arm)]), Counter())
+            original = errors.get(str(files[(record_.task, "original")]), Counter())
+            record_.new_type_errors = max(0, mine.total() - original.total())
+            record_.new_type_error_rules = sorted((mine - original).elements())
     evaluation.type_checker = "basedpyright"
 
 
@@ -195,7 +198,8 @@ def write(path: Path, text: str) -> Path:
     return path.resolve()
 
 
-def pyright_errors(checker: str, root: Path) -> dict[str, int]:
+def pyright_errors(checker: str, root: Path) -> dict[str, Counter[str]]:
+    """Per file, how many errors of each rule basedpyright reports."""
     (root / "pyrightconfig.json").write_text(json.dumps({"typeCheckingMode": "standard", "reportMissingImports": False}))
     completed = subprocess.run(
         [checker, "--outputjson", "-p", str(root / "pyrightconfig.json"), str(root)],
@@ -204,11 +208,11 @@ def pyright_errors(checker: str, root: Path) -> dict[str, int]:
         timeout=1800,
     )
     report = json.loads(completed.stdout or "{}")
-    counts: dict[str, int] = {}
+    counts: dict[str, Counter[str]] = {}
     for diagnostic in report.get("generalDiagnostics", []):
         if diagnostic.get("severity") == "error":
             file = str(Path(diagnostic["file"]).resolve())
-            counts[file] = counts.get(file, 0) + 1
+            counts.setdefault(file, Counter())[diagnostic.get("rule", "syntax")] += 1
     return counts
 
 
@@ -276,7 +280,21 @@ def markdown(evaluation: Evaluation, summary: dict[str, dict[str, float | int | 
             cells.append(f"{format_value(part['parse_rate'])} / {format_value(part['edit_similarity'])}")
         count = sum(1 for r in evaluation.records if r.kind == kind and r.arm == evaluation.arms[0])
         lines.append(f"| {kind} ({count}) | " + " | ".join(cells) + " |")
+    lines += error_rule_lines(evaluation)
     return "\n".join(lines) + "\n"
+
+
+def error_rule_lines(evaluation: Evaluation) -> list[str]:
+    """Tasks with new type errors of each basedpyright rule, per arm (empty where it was not run)."""
+    rules = sorted({rule for r in evaluation.records for rule in r.new_type_error_rules})
+    if not rules:
+        return []
+    lines = ["", "Tasks with new type errors, by basedpyright rule:", "", "| rule | " + " | ".join(evaluation.arms) + " |"]
+    lines.append("|---|" + "---|" * len(evaluation.arms))
+    for rule in rules:
+        cells = [str(sum(1 for r in evaluation.records if r.arm == arm and rule in r.new_type_error_rules)) for arm in evaluation.arms]
+        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    return lines
 
 
 SHARES = {

@@ -12,6 +12,7 @@ planning per request and a few milliseconds.
 from __future__ import annotations
 
 import ast
+import builtins
 import contextlib
 import re
 import threading
@@ -241,6 +242,9 @@ class IndexedProvider:
         try:
             members = future.result(timeout=0)  # a lookup starts only once requests pause: no wait
         except FutureTimeout:
+            runtime = runtime_members(owner)
+            if runtime is not None:
+                return runtime
             self.deferred.append(str(owner))
             return None
         except Exception:
@@ -263,6 +267,13 @@ class IndexedProvider:
         while not self.activity.quiet_for(IDLE_SECONDS) and not (self._lookups_stopping or self._draining):
             time.sleep(IDLE_SECONDS / 4)
         return self._ask(self.checker.members, source, owner, wait=-1) or ()
+
+    @property
+    def looking_up(self) -> bool:
+        """Whether member lookups are under way in the background (a builtin class's included,
+        whose names are at hand meanwhile but not their types)."""
+        with self._lock:
+            return any(not future.done() for future in self._pending.values())
 
     def finish_lookups(self, timeout: float) -> bool:
         """Waits (up to `timeout` seconds) for the member lookups asked so far, without the
@@ -288,6 +299,15 @@ class IndexedProvider:
                 return ()  # the checker is busy: asked again next time
             self._module_members[module] = tuple(Member(name, ANY) for name in names if not name.startswith("__"))
         return self._module_members[module]
+
+
+def runtime_members(owner: PyType) -> tuple[Member, ...] | None:
+    """A builtin class's members as Python itself lists them, their types unknown: what the
+    member constraint needs (the names) while the checker's table, with the types, is looked up."""
+    cls = getattr(builtins, owner.name, None) if owner.name in BUILTIN_NAMES else None
+    if not isinstance(cls, type):
+        return None
+    return tuple(Member(name, ANY, is_method=callable(getattr(cls, name, None))) for name in dir(cls))
 
 
 class Excerpt:

@@ -27,6 +27,8 @@ from accs_lsp.types.model import ANY, BOOL, BYTES, FLOAT, INT, NONE, STR, PyType
 from accs_lsp.types.provider import Binding, Member, Param, Signature
 
 BUILTIN_NAMES = frozenset(dir(builtins))
+# Names every module has besides the builtins.
+MODULE_NAMES = frozenset({"__file__", "__name__", "__doc__", "__spec__", "__loader__", "__package__", "__builtins__", "__path__", "__annotations__", "__dict__"})
 # Bases that add no members a completion would use.
 _EMPTY_BASES = frozenset({"object", "Generic", "Protocol", "ABC", "NamedTuple", "TypedDict"})
 _PROPERTY_DECORATORS = frozenset({"property", "cached_property", "abstractproperty"})
@@ -66,6 +68,7 @@ class ModuleIndex:
         self.star_import = False
         self.classes: dict[str, ClassFacts] = {}
         self.module_bindings: dict[str, Binding] = {}
+        self._module_names: frozenset[str] | None = None
         self._read_module(tree.body)
 
     @classmethod
@@ -163,9 +166,23 @@ class ModuleIndex:
                 bindings.setdefault(name, binding)
         for name, binding in self.module_bindings.items():
             bindings.setdefault(name, binding)
-        visible = None if self.star_import else frozenset(bindings) | BUILTIN_NAMES
+        visible = None
+        if not self.star_import:
+            visible = frozenset(bindings) | BUILTIN_NAMES | MODULE_NAMES | self.module_names
+            for owner, node in chain:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    visible |= bound_names(node.body) | _parameter_names(node)
+                elif node is chain[-1][1]:
+                    visible |= bound_names(node.body)  # a class body sees its own names
         ordered = sorted(bindings.values(), key=lambda b: b.kind == "module")  # modules last
         return ScopeAtCursor(tuple(ordered[:_MAX_BINDINGS]), visible, function, class_name)
+
+    @property
+    def module_names(self) -> frozenset[str]:
+        """Every name the module's own statements bind (read once per index)."""
+        if self._module_names is None:
+            self._module_names = bound_names(self.tree.body)
+        return self._module_names
 
     def _class_body_bindings(self, node: ast.ClassDef) -> dict[str, Binding]:
         """Names a class body defines, visible in the body itself (not in its methods)."""
@@ -783,6 +800,42 @@ def _enclosing(tree: ast.Module, line: int) -> Iterator[tuple[ast.AST | None, as
             return
         yield owner, found
         owner, body = found, found.body
+
+
+def bound_names(body: list[ast.stmt]) -> frozenset[str]:
+    """Every name the statements of one scope bind: assignment, loop, `with`, `except` and
+    pattern targets, imports, definitions, `global` and `nonlocal` names, walrus targets
+    (not the names nested definitions bind inside themselves)."""
+    names: set[str] = set()
+    pending: list[ast.AST] = list(body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            pending.extend(node.decorator_list)
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update(alias.asname or alias.name.split(".")[0] for alias in node.names if alias.name != "*")
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            names.update(node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            names.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            names.add(node.rest)
+        pending.extend(ast.iter_child_nodes(node))
+    return frozenset(names)
+
+
+def _parameter_names(node: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+    arguments = node.args
+    every = arguments.posonlyargs + arguments.args + arguments.kwonlyargs + [a for a in (arguments.vararg, arguments.kwarg) if a]
+    return frozenset(argument.arg for argument in every)
 
 
 def _flattened_all(body: list[ast.stmt]) -> Iterator[ast.stmt]:
