@@ -194,7 +194,7 @@ def test_types_level_checks_the_engine_candidates_with_every_layer(engine_url: s
     finally:
         engine.close()
     assert completion.engine == engine_url and completion.engine_mode == "validation"
-    assert completion.checked_by == ("grammar", "typed expression", "members", "parse"), completion
+    assert completion.checked_by == ("grammar", "typed expression", "members", "names", "parse"), completion
     assert completion.expected_type == "str"
     assert spliced_parses(SOURCE, RETURN_OFFSET, completion.text)
 

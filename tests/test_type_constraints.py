@@ -110,6 +110,12 @@ def test_names_of_unknown_type_stay_allowed_and_undefined_names_do_not(engine, p
     assert not language.prefix("undefined_name") and not language.complete("x")
 
 
+def test_a_builtin_class_alone_is_not_a_value_of_unknown_type(engine, provider) -> None:
+    language = TypedLanguage(engine, provider, "def f(value, args: list[str]) -> list[str]:\n    return ")
+    assert language.complete("value") and language.complete("list(args)") and language.complete("bytearray(value)")
+    assert not language.complete("bytearray") and not language.complete("object")
+
+
 def test_other_holes_follow_their_types(engine, provider) -> None:
     ints = TypedLanguage(engine, provider, "def g(words: list[str], n: int) -> int:\n    return ")
     assert ints.complete("len(words)") and ints.complete("n + 1") and ints.complete("sum(len(w) for w in words)")

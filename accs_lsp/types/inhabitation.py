@@ -59,6 +59,7 @@ ITEM_DEPTH = 2
 UNKNOWN_ITERABLE = PyType("<unknown iterable>")
 # Names of the builtins scope as type checkers see it (typeshed's stub adds a few): never
 # values whose element type is unknown.
+_BUILTIN_CLASSES = frozenset(name for name in dir(builtins) if isinstance(getattr(builtins, name), type))
 _BUILTIN_SCOPE = frozenset(dir(builtins)) | {"AbstractSet", "WindowsError", "ellipsis", "function", "reveal_type"}
 # Members of a type; None when they are unknown (the search then treats the type as Any).
 MembersOf = Callable[[PyType], "tuple[Member, ...] | None"]
@@ -542,20 +543,28 @@ class InhabitationGrammar:
         excluded = "|".join(self._known_names) or "_^"
         # Gradual: names in scope whose type is unknown (any identifier when the scope is not known);
         # a loop variable: any identifier that is not a typed name.
-        if self._unknown_names is None:
-            unknown_core = f"NAME_CORE & ~/({excluded})/"
-        else:
+        # A builtin class is not a value of unknown type: alone it is a class (`return tuple`
+        # where a tuple is expected is wrong); called, subscripted or with a member it may be anything.
+        anything_but_known = f"NAME_CORE & ~/({excluded})/"
+        unknown_core, class_core = anything_but_known, "/_^/"
+        if self._unknown_names is not None:
             unknown = [name for name in self._unknown_names if name not in set(self._known_names)]
-            unknown_core = f"/({'|'.join(unknown)})/" if unknown else f"NAME_CORE & ~/({excluded})/"
+            values = [name for name in unknown if name not in _BUILTIN_CLASSES]
+            classes = [name for name in unknown if name in _BUILTIN_CLASSES]
+            unknown_core = f"/({'|'.join(values)})/" if values else anything_but_known
+            class_core = f"/({'|'.join(classes)})/" if classes else class_core
         lines += [
             f"UNK_CORE: {unknown_core}",
             "UNK: UNK_CORE WS",
             "UNK_B: UNK_CORE WS_B",
+            f"UNKC_CORE: {class_core}",
+            "UNKC: UNKC_CORE WS",
+            "UNKC_B: UNKC_CORE WS_B",
             f"FRESH_CORE: NAME_CORE & ~/({excluded})/",
             "FRESH: FRESH_CORE WS",
             "FRESH_B: FRESH_CORE WS_B",
-            "gx: UNK trailers",
-            "gx_b: UNK_B trailers_b",
+            "gx: UNK trailers | UNKC some_trailers",
+            "gx_b: UNK_B trailers_b | UNKC_B some_trailers_b",
             "trailers: (DOT NAME | LPAR args_b? RPAR | LSQB slices_b RSQB)*",
             "trailers_b: (DOT_B NAME_B | LPAR_B args_b? RPAR_B | LSQB_B slices_b RSQB_B)*",
             "some_trailers: (DOT NAME | LPAR args_b? RPAR | LSQB slices_b RSQB)+",
