@@ -13,13 +13,11 @@ small regex matcher cached per member set, and AND-ed with the other layers' mas
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
-
-import llguidance
-import numpy as np
+from typing import Callable
 
 from accs_lsp.analysis.scanner import in_code
-from accs_lsp.constraints.llguidance_bridge import GrammarCache, apply_mask, penalty_buffer
+from accs_lsp.constraints.following import TextFollowingConstraint
+from accs_lsp.constraints.llguidance_bridge import GrammarCache
 from accs_lsp.types.receivers import ReceiverTypes, trailing_chain
 
 _IDENTIFIER = re.compile(r"[A-Za-z_0-9]*")
@@ -30,15 +28,13 @@ NOT_CALLABLE = frozenset({"str", "bytes", "int", "float", "complex", "bool", "li
 _DOTTED_STATEMENT_START = re.compile(r"\s*[A-Za-z_][\w.]*")
 
 
-class MemberConstraint:
+class MemberConstraint(TextFollowingConstraint):
     """Implements decoding.TokenConstraint for member access (see the module docstring).
 
     `text` is the statement's text before the first decoded token. `first_members`:
     the members Jedi lists at the cursor when it is right after "expr." (its own answer
     there is better than ours), as (offset of that dot in `text`, names).
     """
-
-    greedy_retries = 3
 
     def __init__(
         self,
@@ -48,66 +44,15 @@ class MemberConstraint:
         text: str,
         first_members: tuple[int, frozenset[str]] | None = None,
     ) -> None:
-        self.grammars = grammars
-        self.token_text = token_text
+        super().__init__(grammars, token_text, text)
         self.receivers = receivers
-        self.text = text
         self.first_members = first_members
-        self.vocab_size = grammars.tokenizer.vocab_size
-        self._bitmask = llguidance.numpy.allocate_token_bitmask(1, self.vocab_size)
-        self._penalty = penalty_buffer(self._bitmask)
-        self._lengths: list[int] = []
-        self.restricted_steps = 0
-
-    # -- TokenConstraint -------------------------------------------------------------------
-
-    def start_next_mask(self) -> None:
-        pass  # masks are rare here: computed on demand
-
-    def mask_logits(self, logits: np.ndarray) -> None:
-        regex = self._continuation_regex()
-        if regex is None:
-            return
-        self.restricted_steps += 1
-        matcher = self.grammars.matcher(f"start: CONTINUATION\nCONTINUATION: /{regex}/\n")
-        llguidance.numpy.fill_next_token_bitmask(matcher, self._bitmask, 0)
-        apply_mask(logits, self._bitmask, self._penalty, self.vocab_size)
-
-    def removed_mass(self, logits: np.ndarray) -> tuple[float, bool]:
-        masked = logits.copy()
-        self.mask_logits(masked)
-        return removed_by(logits, masked)
-
-    def try_accept(self, token: int) -> bool:
-        piece = self.token_text(token)
-        if not self.allows(piece):
-            return False
-        self._append(piece)
-        return True
-
-    def accept(self, tokens: Sequence[int]) -> None:
-        for token in tokens:
-            self._append(self.token_text(token))
-
-    def rollback(self, count: int) -> None:
-        for _ in range(count):
-            self.text = self.text[: self._lengths.pop()]
-
-    def forced_tokens(self) -> list[int]:
-        return []
-
-    def is_finished(self) -> bool:
-        return False
 
     def is_complete(self) -> bool:
         """A member name cut short is not complete."""
         return self.allows(" ")
 
     # -- the check --------------------------------------------------------------------------
-
-    def _append(self, piece: str) -> None:
-        self._lengths.append(len(self.text))
-        self.text += piece
 
     def allows(self, piece: str) -> bool:
         """Whether every member name that `piece` writes (or goes on writing) is a member."""
@@ -158,7 +103,7 @@ class MemberConstraint:
         value = self.receivers.type_before(before)
         return value is not None and not self.receivers.is_user_class(value)
 
-    def _continuation_regex(self) -> str | None:
+    def continuation_regex(self) -> str | None:
         """What may follow the text, as a regex; None where nothing is restricted."""
         dot = _open_member_access(self.text)
         rest = r"([^A-Za-z0-9_](.|\n)*)?"
@@ -180,12 +125,3 @@ def _open_member_access(text: str) -> int | None:
     """Offset of the "." when `text` ends with `.name-so-far`."""
     match = re.search(r"\.(\w*)$", text)
     return match.start() if match else None
-
-
-def removed_by(logits: np.ndarray, masked: np.ndarray) -> tuple[float, bool]:
-    """Probability mass the mask removed (masked = -inf), and whether the top token went."""
-    scores = logits.astype(np.float64)
-    probabilities = np.exp(scores - scores.max())
-    probabilities /= probabilities.sum()
-    removed = ~np.isfinite(masked)
-    return float(probabilities[removed].sum()), bool(removed[int(np.argmax(scores))])

@@ -23,13 +23,10 @@ from __future__ import annotations
 import keyword
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
-import llguidance
-import numpy as np
-
-from accs_lsp.constraints.llguidance_bridge import GrammarCache, apply_mask, penalty_buffer
-from accs_lsp.constraints.members import removed_by
+from accs_lsp.constraints.following import TextFollowingConstraint
+from accs_lsp.constraints.llguidance_bridge import GrammarCache
 
 KEYWORDS = frozenset(keyword.kwlist)
 # Keywords that may start an expression (an operand), where a name is read.
@@ -111,9 +108,8 @@ def _starts_a_pattern(token: Token | None) -> bool:
 
 @dataclass
 class NameUses:
-    """What `NameReader` found: the names read that are not defined (`undefined`), and whether
-    the text ends in a name that can only be read (`reading`: the name so far, "" where one
-    may start)."""
+    """What `NameReader` found: the names read that are not defined (`undefined`), and the
+    name the text ends in where only a read can stand there (`reading`; None elsewhere)."""
 
     undefined: list[Token]
     reading: str | None
@@ -408,23 +404,15 @@ class _Snapshot:
         return _Snapshot(reader, last[0].start if last else len(text))
 
 
-class NameConstraint:
+class NameConstraint(TextFollowingConstraint):
     """Implements decoding.TokenConstraint for the names an expression reads (see the module
     docstring). `text`: the statement's text before the first decoded token; `visible`: the
     names defined at the cursor (builtins included)."""
 
-    greedy_retries = 3
-
     def __init__(self, grammars: GrammarCache, token_text: Callable[[int], str], text: str, visible: frozenset[str]) -> None:
-        self.grammars = grammars
-        self.token_text = token_text
-        self.text = text
+        super().__init__(grammars, token_text, text)
         self.decoded_from = len(text)
         self.visible = visible
-        self.vocab_size = grammars.tokenizer.vocab_size
-        self._bitmask = llguidance.numpy.allocate_token_bitmask(1, self.vocab_size)
-        self._penalty = penalty_buffer(self._bitmask)
-        self._lengths: list[int] = []
         self._snapshots = [_Snapshot(NameReader(self.defined), 0).after(text)]
         # Undefined names a full mask let through (it does not see every case): not refused again.
         self._let_through: set[int] = set()
@@ -432,46 +420,13 @@ class NameConstraint:
     def defined(self, name: str) -> bool:
         return name in self.visible
 
-    # -- TokenConstraint -------------------------------------------------------------------
-
-    def start_next_mask(self) -> None:
-        pass  # masks are rare here: computed on demand
-
-    def mask_logits(self, logits: np.ndarray) -> None:
-        regex = self._continuation_regex()
-        if regex is None:
-            return
-        matcher = self.grammars.matcher(f"start: CONTINUATION\nCONTINUATION: /{regex}/\n")
-        llguidance.numpy.fill_next_token_bitmask(matcher, self._bitmask, 0)
-        apply_mask(logits, self._bitmask, self._penalty, self.vocab_size)
-
-    def removed_mass(self, logits: np.ndarray) -> tuple[float, bool]:
-        masked = logits.copy()
-        self.mask_logits(masked)
-        return removed_by(logits, masked)
-
-    def try_accept(self, token: int) -> bool:
-        piece = self.token_text(token)
-        if not self.allows(piece):
-            return False
-        self._append(piece)
-        return True
-
     def accept(self, tokens: Sequence[int]) -> None:
-        for token in tokens:
-            self._append(self.token_text(token))
+        super().accept(tokens)
         self._let_through.update(name.start for name in self._uses(self.text).undefined)
 
     def rollback(self, count: int) -> None:
-        for _ in range(count):
-            self.text = self.text[: self._lengths.pop()]
-            self._snapshots.pop()
-
-    def forced_tokens(self) -> list[int]:
-        return []
-
-    def is_finished(self) -> bool:
-        return False
+        super().rollback(count)
+        del self._snapshots[len(self._snapshots) - count :]
 
     def is_complete(self) -> bool:
         """Every name read so far is defined, the last one and those a comprehension might have
@@ -481,8 +436,7 @@ class NameConstraint:
     # -- the check --------------------------------------------------------------------------
 
     def _append(self, piece: str) -> None:
-        self._lengths.append(len(self.text))
-        self.text += piece
+        super()._append(piece)
         self._snapshots.append(self._snapshots[-1].after(self.text))
 
     def _uses(self, text: str, final: bool = False) -> NameUses:
@@ -501,7 +455,7 @@ class NameConstraint:
     def _continues_a_name(self, written: str) -> bool:
         return any(name.startswith(written) for name in self.visible) or any(k.startswith(written) for k in KEYWORDS)
 
-    def _continuation_regex(self) -> str | None:
+    def continuation_regex(self) -> str | None:
         """What may follow the text where it ends in (or right before) a name that can only be
         read: the rest of a defined name or keyword, then anything. None elsewhere."""
         uses = self._uses(self.text)

@@ -20,7 +20,7 @@ from typing import Callable, Literal, Protocol, Sequence
 
 import numpy as np
 
-from accs_lsp.constraints.members import removed_by
+from accs_lsp.constraints.following import removed_by
 from accs_lsp.constraints.protocol import SoftBias, TokenConstraint
 
 LayerKind = Literal["hard", "soft", "check"]
