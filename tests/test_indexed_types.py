@@ -106,6 +106,18 @@ def test_class_body_init_attributes_properties_and_inheritance(provider) -> None
     assert members["render"].is_method and members["render"].type == STR
 
 
+def test_the_parameters_of_a_callee_defined_in_the_file(provider) -> None:
+    source = CLASSES + "\n\ndef draw(shape: Base, scale: float = 1.0) -> None:\n    pass\n\n\ndef main() -> None:\n    "
+    start = statement_start(source)
+    receivers = plan_type_layer(provider, source, start, len(source), False).receivers
+    assert receivers.parameters_before("draw") == {"shape", "scale"}
+    assert receivers.parameters_before("Base") == {"name"}  # the constructor's
+    child = plan_type_layer(provider, CLASSES, statement_start(CLASSES), len(CLASSES), False).receivers
+    assert child.parameters_before("self.render") == {"width"}
+    assert child.parameters_before("len") is None  # not known from the file
+    provider.finish_lookups(timeout=60)  # the member lookups planning started: none left running
+
+
 def test_type_variables_expect_nothing(provider) -> None:
     source = "import typing as t\nT = t.TypeVar('T')\n\ndef first(xs: t.List[T]) -> T:\n    return "
     answer = hole(provider, source)

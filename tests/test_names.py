@@ -71,6 +71,21 @@ def test_names_written_before_the_decoding_are_not_its_concern() -> None:
     assert [n.text for n in name_uses(text + "missing", len(text), DEFINED.__contains__, final=True).undefined] == ["missing"]
 
 
+def test_keyword_arguments_are_among_the_callees_parameters() -> None:
+    def parameters_of(before: str) -> frozenset[str] | None:
+        return frozenset({"path", "mode"}) if before.endswith("config") else None
+
+    def wrong_keywords(text: str) -> list[str]:
+        uses = name_uses(text, 0, DEFINED.__contains__, final=True, parameters_of=parameters_of)
+        return [name.text for name in uses.undefined]
+
+    assert wrong_keywords("config(xs, mode=1)") == []
+    assert wrong_keywords("config(xs, colour=1)") == ["colour"]
+    assert wrong_keywords("print(xs, colour=1)") == [], "an unknown callee takes any keyword"
+    partial = name_uses("config(xs, mo", 0, DEFINED.__contains__, parameters_of=parameters_of)
+    assert partial.reading == "mo" and partial.keywords == {"path", "mode"}
+
+
 def test_a_partial_name_that_can_only_be_read_is_reported() -> None:
     assert name_uses("return con", 0, DEFINED.__contains__).reading == "con"
     assert name_uses("x = f(con", 0, DEFINED.__contains__).reading is None, "may be a keyword argument"
@@ -107,6 +122,8 @@ def test_the_layer_refuses_tokens_that_read_undefined_names(engine) -> None:
     assert not accepts(layer, engine, "len(missing)")
     assert accepts(layer, engine, "[w for w in xs]")
     assert not accepts(layer, engine, "[w for v in xs]")
+    # A name the completion itself binds may be read on the lines after.
+    assert accepts(layer_after(engine, "    "), engine, "largest = max(xs)\n    return largest")
 
 
 def test_the_mask_after_a_partial_name_keeps_defined_names_only(engine) -> None:

@@ -370,10 +370,13 @@ class CompletionEngine:
         return member_constraint(plan, self.type_grammars, self.model.token_text, self._statement_text(request))
 
     def _name_layer(self, request: "Request", options: CompletionOptions) -> TokenConstraint:
-        visible = self._type_plan(request, options).hole.visible
-        if visible is None:
+        plan = self._type_plan(request, options)
+        if plan.hole.visible is None:
             raise LayerNotApplicable("the names in scope are unknown (a star import, or the file could not be read)")
-        return NameConstraint(self.type_grammars, self.model.token_text, self._statement_text(request), visible)
+        return NameConstraint(
+            self.type_grammars, self.model.token_text, self._statement_text(request), plan.hole.visible,
+            plan.receivers.parameters_before,
+        )
 
     def _statement_text(self, request: "Request") -> str:
         """The statement's text before the first decoded token."""

@@ -93,6 +93,7 @@ class _Bracket:
     kind: str  # call, subscript, display, parameters
     commas: int = 0
     has_for: bool = False  # a comprehension: commas after its `for` are in its targets
+    parameters: frozenset[str] | None = None  # a call's: the callee's parameter names, where known
     pending: list[Token] = field(default_factory=list)  # read names a comprehension here may bind
 
     @property
@@ -113,13 +114,22 @@ class NameUses:
 
     undefined: list[Token]
     reading: str | None
+    keywords: frozenset[str] = frozenset()  # where `reading` may also be a keyword argument
+    bound: frozenset[str] = frozenset()  # names the text itself binds
+
+
+#: The parameter names of the callable the text ends in (None: unknown).
+ParametersOf = Callable[[str], "frozenset[str] | None"]
 
 
 class NameReader:
     """Reads a statement's tokens and decides, for each name, whether it is read or bound."""
 
-    def __init__(self, defined: Callable[[str], bool]) -> None:
+    def __init__(self, defined: Callable[[str], bool], parameters_of: ParametersOf | None = None) -> None:
         self.defined = defined
+        self.parameters_of = parameters_of
+        self.text = ""  # the text the tokens come from
+        self.keywords: frozenset[str] = frozenset()
         self.bound: set[str] = set()
         self.undefined: list[Token] = []
         self.brackets: list[_Bracket] = []
@@ -133,7 +143,7 @@ class NameReader:
         copy.__dict__.update(self.__dict__)
         copy.bound = set(self.bound)
         copy.undefined = list(self.undefined)
-        copy.brackets = [_Bracket(b.kind, b.commas, b.has_for, list(b.pending)) for b in self.brackets]
+        copy.brackets = [_Bracket(b.kind, b.commas, b.has_for, b.parameters, list(b.pending)) for b in self.brackets]
         copy.targets = list(self.targets)
         copy.for_depths = list(self.for_depths)
         copy.lambda_depths = list(self.lambda_depths)
@@ -162,7 +172,8 @@ class NameReader:
         """What the tokens read so far use; `final`: the text ends there (the names still
         undecided are read)."""
         if not final:
-            return NameUses(list(self.undefined), self._reading())
+            reading = self._reading()
+            return NameUses(list(self.undefined), reading, self.keywords, frozenset(self.bound))
         finished = self.clone()
         finished._finish()
         return NameUses(finished.undefined, None)
@@ -275,7 +286,10 @@ class NameReader:
             kind = "call" if token.text == "(" else "subscript" if token.text == "[" else "display"
         else:
             kind = "display"
-        self.brackets.append(_Bracket(kind))
+        parameters = None
+        if kind == "call" and self.parameters_of is not None:
+            parameters = self.parameters_of(self.text[: token.start])
+        self.brackets.append(_Bracket(kind, parameters=parameters))
 
     def _close(self) -> None:
         if not self.brackets:
@@ -301,6 +315,8 @@ class NameReader:
             return
         top = self.brackets[-1] if self.brackets else None
         if token.text == "=" and top is not None and top.kind in ("call", "display"):
+            if top.parameters is not None and name.text not in top.parameters:
+                self.undefined.append(name)  # a keyword the callee does not take
             return  # a keyword argument names a parameter, not a variable
         self._read_name(name)
 
@@ -352,21 +368,29 @@ class NameReader:
             bracket.pending = []
 
     def _reading(self) -> str | None:
-        """The name the text ends in, when that name can only be read."""
+        """The name the text ends in, when that name can only be read (or, in `keywords`, be
+        one of the callee's keywords)."""
+        self.keywords: frozenset[str] = frozenset()
         last, before = self.last, self.before_last
         if last is None or last is not self.awaiting:
             return None
-        top = self.brackets[-1] if self.brackets else None
-        if top is not None and top.kind == "call" and before is not None and before.text in ("(", ","):
-            return None  # may be a keyword argument
         if any(bracket.may_be_comprehension for bracket in self.brackets):
             return None  # a comprehension may bind it
+        top = self.brackets[-1] if self.brackets else None
+        if top is not None and top.kind == "call" and before is not None and before.text in ("(", ","):
+            if top.parameters is None:
+                return None  # may be a keyword argument of any name
+            self.keywords = top.parameters
         return last.text
 
 
-def name_uses(text: str, decoded_from: int, defined: Callable[[str], bool], final: bool = False) -> NameUses:
-    """The names `text` reads that are not defined, among those that end after `decoded_from`."""
-    reader = NameReader(defined)
+def name_uses(
+    text: str, decoded_from: int, defined: Callable[[str], bool], final: bool = False, parameters_of: ParametersOf | None = None
+) -> NameUses:
+    """The names `text` reads that are not defined (and the keywords its calls' callees do not
+    take), among those that end after `decoded_from`."""
+    reader = NameReader(defined, parameters_of)
+    reader.text = text
     reader.feed(code_tokens(text))
     uses = reader.uses(final)
     uses.undefined = [name for name in uses.undefined if name.end > decoded_from]
@@ -390,6 +414,7 @@ class _Snapshot:
         """A reader that has read `text`, which starts with the snapshot's text, but its last
         token; and that last token (empty when there is none)."""
         reader = self.reader.clone()
+        reader.text = text
         tokens = code_tokens(text, self.resume, len(reader.brackets))
         reader.feed(tokens[:-1], tokens[-1] if tokens else None)
         return reader, tokens[-1:]
@@ -409,11 +434,18 @@ class NameConstraint(TextFollowingConstraint):
     docstring). `text`: the statement's text before the first decoded token; `visible`: the
     names defined at the cursor (builtins included)."""
 
-    def __init__(self, grammars: GrammarCache, token_text: Callable[[int], str], text: str, visible: frozenset[str]) -> None:
+    def __init__(
+        self,
+        grammars: GrammarCache,
+        token_text: Callable[[int], str],
+        text: str,
+        visible: frozenset[str],
+        parameters_of: ParametersOf | None = None,
+    ) -> None:
         super().__init__(grammars, token_text, text)
         self.decoded_from = len(text)
         self.visible = visible
-        self._snapshots = [_Snapshot(NameReader(self.defined), 0).after(text)]
+        self._snapshots = [_Snapshot(NameReader(self.defined, parameters_of), 0).after(text)]
         # Undefined names a full mask let through (it does not see every case): not refused again.
         self._let_through: set[int] = set()
 
@@ -450,10 +482,12 @@ class NameConstraint(TextFollowingConstraint):
         uses = self._uses(self.text + piece)
         if self._new_undefined(uses):
             return False
-        return uses.reading is None or self._continues_a_name(uses.reading)
+        return uses.reading is None or any(name.startswith(uses.reading) for name in self._readable(uses))
 
-    def _continues_a_name(self, written: str) -> bool:
-        return any(name.startswith(written) for name in self.visible) or any(k.startswith(written) for k in KEYWORDS)
+    def _readable(self, uses: NameUses) -> tuple[str, ...]:
+        """What a name that can only be read may be: defined, bound by the text itself, a
+        keyword, or one of the callee's keywords."""
+        return (*self.visible, *uses.bound, *KEYWORDS, *uses.keywords)
 
     def continuation_regex(self) -> str | None:
         """What may follow the text where it ends in (or right before) a name that can only be
@@ -462,11 +496,11 @@ class NameConstraint(TextFollowingConstraint):
         rest = r"([^A-Za-z0-9_](.|\n)*)?"
         if uses.reading:
             written = uses.reading
-            endings = sorted({re.escape(n[len(written) :]) for n in (*self.visible, *KEYWORDS) if n.startswith(written)})
+            endings = sorted({re.escape(n[len(written) :]) for n in self._readable(uses) if n.startswith(written)})
             return f"({'|'.join(endings)}){rest}" if endings else None
         if self._uses(self.text + _PROBE).reading != _PROBE.strip():
             return None
-        names = "|".join(sorted(re.escape(n) for n in (*self.visible, *_OPERAND_KEYWORDS)))
+        names = "|".join(sorted(re.escape(n) for n in {*self.visible, *uses.bound, *_OPERAND_KEYWORDS}))
         return rf"[ \t]*(({_STRING_PREFIX}|[^A-Za-z_ \t])(.|\n)*|({names}){rest})?"
 
 

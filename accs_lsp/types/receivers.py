@@ -52,6 +52,24 @@ class ReceiverTypes:
         return value if value is not None and value.is_known else None
 
 
+    def parameters_before(self, text: str) -> frozenset[str] | None:
+        """The parameter names of the function, class or method that ends `text` (`f`,
+        `self.render`), where its signature is known and takes no `**kwargs`; else None."""
+        steps = trailing_chain(text)
+        if not steps or steps[0][0] != "name" or any(kind != "attribute" for kind, _ in steps[1:]):
+            return None
+        if len(steps) == 1:
+            binding = self.bindings.get(steps[0][1])
+            signature = binding.signature if binding is not None and binding.kind in ("function", "class") else None
+        else:
+            owner = self.type_before(text[: text.rfind(".")])
+            member = self.members(owner).get(steps[-1][1]) if owner is not None else None
+            signature = member.signature if member is not None and member.is_method else None
+        if signature is None or signature.variadic:
+            return None
+        return frozenset(param.name for param in signature.params)
+
+
 def trailing_chain(text: str) -> list[tuple[str, str]]:
     """The steps of the primary expression that ends `text`, first to last: ("name", n),
     ("attribute", n), ("call", ""), ("subscript", "")."""
