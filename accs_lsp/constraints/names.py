@@ -37,13 +37,10 @@ _SOFT_KEYWORD_STATEMENTS = frozenset({"match", "case", "type"})
 _COMPOUND = frozenset({"if", "elif", "else", "for", "while", "try", "except", "finally", "with", "def", "class", "async"})
 # Statements whose names are bound or name modules: not checked.
 _UNCHECKED_STATEMENTS = frozenset({"import", "from", "global", "nonlocal"})
-_OPERATORS = (
-    "**=", "//=", ">>=", "<<=", "...", "->", ":=", "==", "!=", "<=", ">=", "**", "//", "<<", ">>",
-    "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "@=",
-)
-_AUGMENTED = frozenset(op for op in _OPERATORS if op.endswith("=") and op not in ("==", "!=", "<=", ">=", ":="))
+_AUGMENTED = frozenset({"+=", "-=", "*=", "/=", "//=", "%=", "**=", ">>=", "<<=", "&=", "|=", "^=", "@="})
+_PREFIX = r"(?i:rb|br|fr|rf|tr|rt|r|b|u|f|t)"
 # A string prefix right before its quote is not a name.
-_STRING_PREFIX = r"(?i:rb|br|fr|rf|tr|rt|r|b|u|f|t)[\"']"
+_STRING_PREFIX = _PREFIX + r"[\"']"
 
 
 @dataclass(frozen=True)
@@ -57,7 +54,9 @@ class Token:
 _TOKEN = re.compile(
     r"""
     (?P<comment>\#[^\r\n]*)
-  | (?P<string>(?i:rb|br|fr|rf|tr|rt|r|b|u|f|t)?(?:
+  | (?P<string>"""
+    + _PREFIX
+    + r"""?(?:
         '\'\'(?:\\.|[^\\])*?(?:'\'\'|\Z) | \"\"\"(?:\\.|[^\\])*?(?:\"\"\"|\Z)
       | '(?:\\.|[^\\'\r\n])*(?:'|$) | "(?:\\.|[^\\"\r\n])*(?:"|$) ))
   | (?P<name>[^\W\d]\w*)
@@ -102,6 +101,11 @@ class _Bracket:
     def may_be_comprehension(self) -> bool:
         return self.kind in ("call", "display") and (self.commas == 0 or self.has_for)
 
+    @property
+    def may_bind_later(self) -> bool:
+        """Whether a `for` still to come in it may bind a name read now."""
+        return self.may_be_comprehension and not self.has_for
+
 
 def _starts_a_pattern(token: Token | None) -> bool:
     """Whether `token`, after `match`, `case` or `type` at a statement's start, makes it that
@@ -131,7 +135,6 @@ class NameReader:
         self.defined = defined
         self.parameters_of = parameters_of
         self.text = ""  # the text the tokens come from
-        self.keywords: frozenset[str] = frozenset()
         self.bound: set[str] = set()
         self.undefined: list[Token] = []
         self.brackets: list[_Bracket] = []
@@ -174,8 +177,8 @@ class NameReader:
         """What the tokens read so far use; `final`: the text ends there (the names still
         undecided are read)."""
         if not final:
-            reading = self._reading()
-            return NameUses(list(self.undefined), reading, self.keywords, frozenset(self.bound))
+            reading, keywords = self._reading()
+            return NameUses(list(self.undefined), reading, keywords, frozenset(self.bound))
         finished = self.clone()
         finished._finish()
         return NameUses(finished.undefined, None)
@@ -228,7 +231,7 @@ class NameReader:
     def _name(self, token: Token) -> None:
         depth = len(self.brackets)
         previous = self.previous.text if self.previous is not None else None
-        if previous == "." and self.previous is not None and self.previous.kind == "op":
+        if previous == "." and self.previous.kind == "op":
             return  # a member: the member constraint's
         if self.bind_next:
             self.bind_next = False
@@ -264,7 +267,7 @@ class NameReader:
                 self._end_targets(as_targets=token.text in ("=", ":"))
             elif token.text == "." and self.targets and self.previous is self.targets[-1]:
                 self._check(self.targets.pop())  # `x.attr = ...` reads x
-            elif token.text not in (",", "*") or token.kind == "string":
+            elif token.text not in (",", "*"):
                 self._end_targets(as_targets=False)
         if token.text == "," and self.brackets and not self.brackets[-1].has_for:
             bracket = self.brackets[-1]
@@ -326,13 +329,16 @@ class NameReader:
         """A name that is read: checked now, or where a comprehension may bind it, when that is
         ruled out or its bracket closes. A comprehension past its `for` binds nothing more
         (its iterable is read outside it), but one around it still may."""
-        for bracket in reversed(self.brackets):
-            if bracket.has_for:
-                continue
-            if bracket.may_be_comprehension:
-                bracket.pending.append(name)
-                return
-        self._check(name)
+        binding = self._binding_bracket()
+        if binding is not None:
+            binding.pending.append(name)
+        else:
+            self._check(name)
+
+    def _binding_bracket(self, besides: _Bracket | None = None) -> _Bracket | None:
+        """The innermost open bracket (other than `besides`) whose comprehension may still bind
+        a name read now."""
+        return next((b for b in reversed(self.brackets) if b is not besides and b.may_bind_later), None)
 
     def _settle(self, bracket: _Bracket) -> None:
         """`bracket` is closed or has a comma: no comprehension of it binds its pending names.
@@ -345,9 +351,7 @@ class NameReader:
         for name in pending:
             if name.text in self.bound:
                 continue
-            outer = next(
-                (b for b in reversed(self.brackets) if b is not bracket and b.may_be_comprehension and not b.has_for), None
-            )
+            outer = self._binding_bracket(besides=bracket)
             if outer is not None:
                 outer.pending.append(name)
             else:
@@ -379,39 +383,20 @@ class NameReader:
                 self._check(name)
             bracket.pending = []
 
-    def _reading(self) -> str | None:
-        """The name the text ends in, when that name can only be read (or, in `keywords`, be
-        one of the callee's keywords)."""
-        self.keywords: frozenset[str] = frozenset()
+    def _reading(self) -> tuple[str | None, frozenset[str]]:
+        """The name the text ends in, when that name can only be read, and the callee's keywords
+        it may also be."""
         last, before = self.last, self.before_last
         if last is None or last is not self.awaiting:
-            return None
+            return None, frozenset()
         if any(bracket.may_be_comprehension for bracket in self.brackets):
-            return None  # a comprehension may bind it
+            return None, frozenset()  # a comprehension may bind it
         top = self.brackets[-1] if self.brackets else None
         if top is not None and top.kind == "call" and before is not None and before.text in ("(", ","):
             if top.parameters is None:
-                return None  # may be a keyword argument of any name
-            self.keywords = top.parameters
-        return last.text
-
-
-def name_uses(
-    text: str, decoded_from: int, defined: Callable[[str], bool], final: bool = False, parameters_of: ParametersOf | None = None
-) -> NameUses:
-    """The names `text` reads that are not defined (and the keywords its calls' callees do not
-    take), among those that end after `decoded_from`."""
-    reader = NameReader(defined, parameters_of)
-    reader.text = text
-    reader.feed(code_tokens(text))
-    uses = reader.uses(final)
-    uses.undefined = [name for name in uses.undefined if name.end > decoded_from]
-    return uses
-
-
-# Appended to the text to ask whether a name may start there that can only be read.
-_PROBE = " Ʃprobe"
-
+                return None, frozenset()  # may be a keyword argument of any name
+            return last.text, top.parameters
+        return last.text, frozenset()
 
 
 @dataclass(frozen=True)
@@ -439,6 +424,20 @@ class _Snapshot:
     def after(self, text: str) -> "_Snapshot":
         reader, last = self.read_on(text)
         return _Snapshot(reader, last[0].start if last else len(text))
+
+
+def name_uses(
+    text: str, decoded_from: int, defined: Callable[[str], bool], final: bool = False, parameters_of: ParametersOf | None = None
+) -> NameUses:
+    """The names `text` reads that are not defined (and the keywords its calls' callees do not
+    take), among those that end after `decoded_from`."""
+    uses = _Snapshot(NameReader(defined, parameters_of), 0).uses(text, final)
+    uses.undefined = [name for name in uses.undefined if name.end > decoded_from]
+    return uses
+
+
+# Appended to the text to ask whether a name may start there that can only be read.
+_PROBE = " Ʃprobe"
 
 
 class NameConstraint(TextFollowingConstraint):

@@ -304,7 +304,7 @@ class IndexedProvider:
 def runtime_members(owner: PyType) -> tuple[Member, ...] | None:
     """A builtin class's members as Python itself lists them, their types unknown: what the
     member constraint needs (the names) while the checker's table, with the types, is looked up."""
-    cls = getattr(builtins, owner.name, None) if owner.name in BUILTIN_NAMES else None
+    cls = getattr(builtins, owner.name, None)
     if not isinstance(cls, type):
         return None
     return tuple(Member(name, ANY, is_method=callable(getattr(cls, name, None))) for name in dir(cls))

@@ -51,7 +51,6 @@ class ReceiverTypes:
                 value, callable_result = subscript_result(value), None
         return value if value is not None and value.is_known else None
 
-
     def parameters_before(self, text: str) -> frozenset[str] | None:
         """The parameter names of the function, class or method that ends `text` (`f`,
         `self.render`), where its signature is known and takes no `**kwargs`; else None."""
